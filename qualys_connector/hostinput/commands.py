@@ -1,0 +1,325 @@
+"""The FMC host input command language: one pure encoder/decoder, no I/O.
+
+The CSV writer, the TLS client and the FMC emulator all go through this module, so what we
+write, what we send and what the emulator understands cannot drift apart.
+
+Facts from the host input spec (``shared/specs/host-input.md`` §1): one command per LF-terminated
+line; fields are CSV with ``"`` quoting and ``""`` for a literal quote; the server trims
+whitespace around separators (Perl ``Text::CSV`` with ``allow_whitespace``); a line may start
+with ``SetMap:<name>`` as its first field; fields can never contain a newline.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Field order per command, from the server's own field table (spec §1.2).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "SetSourceType": ("type",),
+    "SetSource": ("source_name", "option"),
+    "SetDomain": ("domain",),
+    "SetMap": ("map_name",),
+    "AddHost": ("ip_address", "mac_address"),
+    "DeleteHost": ("ip_address", "mac_address"),
+    "SetOS": ("ip_address", "vendor_str", "product_str", "version_str", "vendor_id", "product_id",
+              "major", "minor", "revision", "build", "patch", "extension", "device_string",
+              "mobile", "jailbroken"),
+    "UnsetOS": ("ip_address",),
+    "AddService": ("ip_address", "port", "proto", "service", "vendor_str", "version_str",
+                   "vendor_id", "product_id", "major", "minor", "revision", "build", "patch",
+                   "extension"),
+    "SetService": ("ip_address", "port", "proto", "service", "vendor_str", "version_str",
+                   "vendor_id", "product_id", "major", "minor", "revision", "build", "patch",
+                   "extension"),
+    "UnsetService": ("ip_address", "port", "proto"),
+    "DeleteService": ("ip_address", "port", "proto"),
+    "AddClientApp": ("ip_address", "app_name", "app_type", "version"),
+    "DeleteClientApp": ("ip_address", "app_name", "app_type", "version"),
+    "DeleteClientAppPayload": ("ip_address", "app_name", "app_type", "version", "payload_type",
+                               "payload_id"),
+    "AddProtocol": ("ip_address", "mac_address", "proto", "type"),
+    "DeleteProtocol": ("ip_address", "mac_address", "proto", "type"),
+    "AddHostAttribute": ("attribute_name", "attribute_type"),
+    "DeleteHostAttribute": ("attribute_name",),
+    "SetAttributeValue": ("ip_address", "attribute", "value"),
+    "DeleteAttributeValue": ("ip_address", "attribute"),
+    "SetValidVuln": ("ip_address", "port", "proto", "type", "vuln_id"),
+    "SetInvalidVuln": ("ip_address", "port", "proto", "type", "vuln_id"),
+    "AddFix": ("ip_address", "port", "proto", "fix_id"),
+    "RemoveFix": ("ip_address", "port", "proto", "fix_id"),
+    "AddScanResult": ("ip_address", "scanner_id", "vuln_id", "port", "proto", "name", "desc",
+                      "cve_ids", "bugtraq_ids"),
+    "DeleteScanResult": ("ip_address", "scanner_id", "id_list", "port", "proto"),
+    "ScanFlush": (),
+    "ScanUpdate": (),
+}
+
+# Free-text fields are always written quoted, as every working example does.
+TEXT_FIELDS = frozenset({"scanner_id", "name", "desc", "cve_ids", "bugtraq_ids", "vendor_str",
+                         "product_str", "version_str", "app_name", "app_type", "value",
+                         "device_string", "service"})
+
+# Commands that set per-message context; a client repeats them at the top of every DATA
+# message, and the server does not count them in "Done processing N commands."
+HEADER_COMMANDS = frozenset({"SetSource", "SetSourceType", "SetDomain", "SetMap"})
+UNCOUNTED_COMMANDS = frozenset({"SetSource", "SetSourceType", "SetDomain"})
+
+CVE_HEADER = "cve_ids:"
+BUGTRAQ_HEADER = "bugtraq_ids:"
+
+
+class CommandSyntaxError(ValueError):
+    """A line is not valid host input CSV (unbalanced quotes, newline in a field...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One host input command: its name, its positional arguments, an optional SetMap prefix."""
+
+    name: str
+    args: tuple[str, ...] = ()
+    map_name: str | None = None
+
+    def arg(self, field: str) -> str | None:
+        """The argument named ``field`` (per FIELDS), or None when absent."""
+        try:
+            index = FIELDS[self.name].index(field)
+        except (KeyError, ValueError):
+            raise KeyError(f"{self.name} has no field {field!r}") from None
+        return self.args[index] if index < len(self.args) else None
+
+    @property
+    def known(self) -> bool:
+        return self.name in FIELDS
+
+
+# ------------------------------------------------------------------------ builders
+def set_source(name: str) -> Command:
+    return Command("SetSource", (name,))
+
+
+def set_domain(domain: str) -> Command:
+    return Command("SetDomain", (domain,))
+
+
+def add_host(ip: str, mac: str | None = None) -> Command:
+    return Command("AddHost", (ip,) if mac is None else (ip, mac))
+
+
+def set_os(ip: str, vendor: str, product: str, version: str) -> Command:
+    return Command("SetOS", (ip, vendor, product, version))
+
+
+def add_scan_result(ip: str, scanner: str, vuln_id: int | str | None, port: int | str | None,
+                    proto: str | None, name: str, desc: str, cve_ids=(), bugtraq_ids=()) -> Command:
+    return Command("AddScanResult", (
+        ip, scanner, "" if vuln_id is None else str(vuln_id), "" if port is None else str(port),
+        proto or "", name, desc, id_list_field(CVE_HEADER, cve_ids),
+        id_list_field(BUGTRAQ_HEADER, bugtraq_ids)))
+
+
+def scan_flush() -> Command:
+    return Command("ScanFlush")
+
+
+def scan_update() -> Command:
+    return Command("ScanUpdate")
+
+
+def id_list_field(header: str, ids) -> str:
+    """``cve_ids: CVE-1 CVE-2`` — the header is mandatory, ids are whitespace separated."""
+    ids = [str(i).strip() for i in ids if str(i).strip()]
+    return f"{header} {' '.join(ids)}" if ids else header
+
+
+def parse_id_list(header: str, text: str | None) -> list[str]:
+    """Inverse of id_list_field, as the server reads it: header required, ``CVE-`` stripped."""
+    text = (text or "").strip()
+    if not text.startswith(header):
+        raise CommandSyntaxError(f"can not find the header {header!r}")
+    ids = text[len(header):].split()
+    if header == CVE_HEADER:
+        ids = [i[4:] if i.upper().startswith("CVE-") else i for i in ids]
+    return ids
+
+
+# ------------------------------------------------------------------------ text hygiene
+_WS = re.compile(r"\s+")
+
+
+def clean_text(text: str | None) -> str:
+    """Collapse all whitespace (newlines included) to single spaces; fields may not hold newlines."""
+    return _WS.sub(" ", text or "").strip()
+
+
+# ------------------------------------------------------------------------ encoder
+def _quote(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def _needs_quotes(value: str) -> bool:
+    return (not value == value.strip()) or any(c in value for c in ',"') or value.startswith("#")
+
+
+def encode_field(value: str, text: bool) -> str:
+    if "\n" in value or "\r" in value:
+        raise CommandSyntaxError("a host input field may not contain a newline")
+    return _quote(value) if text or _needs_quotes(value) else value
+
+
+def encode(command: Command) -> str:
+    """The command as one CSV line, without the trailing newline."""
+    names = FIELDS.get(command.name, ())
+    parts = []
+    if command.map_name is not None:
+        parts.append(encode_field(f"SetMap:{command.map_name}", False))
+    parts.append(encode_field(command.name, False))
+    for i, value in enumerate(command.args):
+        parts.append(encode_field(value, i < len(names) and names[i] in TEXT_FIELDS))
+    return ",".join(parts)
+
+
+def encode_line(command: Command) -> bytes:
+    """The command as UTF-8 bytes with its LF, ready for a file or a DATA message."""
+    return (encode(command) + "\n").encode("utf-8")
+
+
+# ------------------------------------------------------------------------ decoder
+def split_fields(line: str) -> list[str]:
+    """CSV fields of one line, trimming whitespace around separators like the server does."""
+    if "\n" in line.rstrip("\r\n") or "\r" in line.rstrip("\r\n"):
+        raise CommandSyntaxError("a host input line may not contain a newline")
+    line = line.rstrip("\r\n")
+    fields: list[str] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in " \t":
+            i += 1
+        if i < n and line[i] == '"':
+            i += 1
+            buf = []
+            while True:
+                if i >= n:
+                    raise CommandSyntaxError("unterminated quoted field")
+                c = line[i]
+                if c == '"':
+                    if i + 1 < n and line[i + 1] == '"':
+                        buf.append('"')
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                buf.append(c)
+                i += 1
+            while i < n and line[i] in " \t":
+                i += 1
+            if i < n and line[i] != ",":
+                raise CommandSyntaxError(f"unexpected character {line[i]!r} after a quoted field")
+            fields.append("".join(buf))
+        else:
+            j = line.find(",", i)
+            end = n if j < 0 else j
+            raw = line[i:end]
+            if '"' in raw:
+                raise CommandSyntaxError("a quote inside an unquoted field")
+            fields.append(raw.rstrip(" \t"))
+            i = end
+        if i >= n:
+            return fields
+        i += 1  # skip the comma
+        if i == n:
+            fields.append("")
+            return fields
+
+
+def is_comment(line: str) -> bool:
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
+
+
+def decode(line: str) -> Command | None:
+    """One line back into a Command; None for blank lines and ``#`` comments."""
+    if is_comment(line):
+        return None
+    fields = split_fields(line)
+    map_name = None
+    if fields[0].startswith("SetMap:"):
+        map_name = fields[0][len("SetMap:"):]
+        fields = fields[1:]
+        if not fields:
+            raise CommandSyntaxError("SetMap: prefix without a command")
+    return Command(fields[0], tuple(fields[1:]), map_name)
+
+
+# ------------------------------------------------------------------------ fitting
+def fit(command: Command, limit: int) -> tuple[Command, bool]:
+    """Shorten an AddScanResult's description, then its title, until its line fits ``limit`` bytes.
+
+    Returns the (possibly new) command and whether it was shortened. Other commands are
+    returned as they are; the caller decides whether a line that still does not fit is an error.
+    """
+    line = encode_line(command)
+    if len(line) <= limit or command.name != "AddScanResult":
+        return command, False
+    args = list(command.args)
+    for index in (6, 5):  # desc, then name
+        if index >= len(args):
+            continue
+        excess = len(encode_line(Command(command.name, tuple(args), command.map_name))) - limit
+        if excess <= 0:
+            break
+        args[index] = _cut_utf8(args[index], excess)
+    return Command(command.name, tuple(args), command.map_name), True
+
+
+def _cut_utf8(text: str, excess: int) -> str:
+    """Drop at least ``excess`` encoded bytes from the end of ``text`` (quotes count double)."""
+    suffix = "..."
+    while text:
+        cost = len(text.encode()) + text.count('"')
+        target = cost - excess - len(suffix)
+        if target <= 0:
+            return ""
+        out, size = [], 0
+        for ch in text:
+            w = len(ch.encode()) + (1 if ch == '"' else 0)
+            if size + w > target:
+                break
+            out.append(ch)
+            size += w
+        return "".join(out).rstrip() + suffix
+    return text
+
+
+# ------------------------------------------------------------------------ replies
+_DONE = re.compile(r"^Done processing (\d+) commands\.\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the server said about one DATA message: error lines and the processed count."""
+
+    errors: tuple[str, ...]
+    processed: int | None   # None when the "Done processing" line is missing
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.processed is not None
+
+
+def format_reply(errors, processed: int) -> str:
+    lines = [e for e in errors] + [f"Done processing {processed} commands."]
+    return "\n".join(lines) + "\n"
+
+
+def parse_reply(text: str) -> Reply:
+    errors, processed = [], None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        match = _DONE.match(line.strip())
+        if match:
+            processed = int(match.group(1))
+        else:
+            errors.append(line.strip())
+    return Reply(tuple(errors), processed)

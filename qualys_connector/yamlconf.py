@@ -1,0 +1,149 @@
+"""YAML configuration files with errors that name the file, the key and the line.
+
+ruamel.yaml's round-trip loader keeps line numbers on every mapping, which is what lets a
+bad value be reported as ``QualysGuard.yaml, line 7: key 'template_id': ...`` instead of a
+traceback. Shared by every config file of the toolkit (QualysGuard.yaml, settings.yaml).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from typing import Any, Iterable
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from .errors import ConfigError
+
+TRUE_WORDS = {"y", "yes", "true", "t", "on", "1"}
+FALSE_WORDS = {"n", "no", "false", "f", "off", "0"}
+
+
+def load_mapping(path: str, what: str = "configuration file") -> CommentedMap:
+    """Read ``path`` as a YAML mapping; every failure becomes one ConfigError line."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist",
+                          "create it from the .example file next to the program") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} is not UTF-8 text (byte {exc.start})", path=path) from None
+    yaml = YAML(typ="rt")
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"not valid YAML: {problem}", "check quoting and indentation there",
+                          path=path, line=line) from None
+    except YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", path=path) from None
+    if data is None:
+        data = CommentedMap()
+    if not isinstance(data, dict):
+        raise ConfigError("the file must hold key: value pairs", path=path, line=1)
+    return data
+
+
+def key_line(mapping: Any, key: str) -> int | None:
+    """1-based line of ``key`` in a ruamel mapping, or None when unknown."""
+    try:
+        return mapping.lc.key(key)[0] + 1
+    except (AttributeError, KeyError, TypeError):
+        try:
+            return mapping.lc.line + 1
+        except AttributeError:
+            return None
+
+
+def error(mapping: Any, key: str, message: str, path: str, hint: str | None = None) -> ConfigError:
+    return ConfigError(message, hint, path=path, key=key, line=key_line(mapping, key))
+
+
+def check_keys(mapping: Any, allowed: Iterable[str], path: str) -> None:
+    """Unknown keys are errors: a typo must not silently fall back to a default."""
+    allowed = set(allowed)
+    for key in mapping:
+        if key not in allowed:
+            raise ConfigError(f"unknown key '{key}'",
+                              f"known keys: {', '.join(sorted(allowed))}",
+                              path=path, line=key_line(mapping, key))
+
+
+def as_bool(mapping: Any, key: str, path: str, default: bool) -> bool:
+    value = mapping.get(key)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise error(mapping, key, f"'{value}' is not a yes/no value", path, "use y, yes, true, n, no or false")
+
+
+def as_int(mapping: Any, key: str, path: str, default: int | None, minimum: int | None = None) -> int | None:
+    value = mapping.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(str(value).strip())
+    except ValueError:
+        raise error(mapping, key, f"'{value}' is not a whole number", path) from None
+    if minimum is not None and number < minimum:
+        raise error(mapping, key, f"{number} is below the minimum of {minimum}", path)
+    return number
+
+
+def as_float(mapping: Any, key: str, path: str, default: float, minimum: float = 0.0) -> float:
+    value = mapping.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(str(value).strip())
+    except ValueError:
+        raise error(mapping, key, f"'{value}' is not a number", path) from None
+    if number < minimum:
+        raise error(mapping, key, f"{number} is below the minimum of {minimum}", path)
+    return number
+
+
+def as_str(mapping: Any, key: str, path: str, default: str | None = None, *,
+           required: bool = False, env: str | None = None) -> str | None:
+    """A string value; ``env`` names an environment variable that wins over the file (secrets)."""
+    if env and os.environ.get(env):
+        return os.environ[env]
+    value = mapping.get(key)
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        if required:
+            hint = f"set it in the file{' or in the environment variable ' + env if env else ''}"
+            raise ConfigError(f"required key '{key}' is missing", hint, path=path,
+                              line=key_line(mapping, key) if key in mapping else None)
+        return default
+    if isinstance(value, (dict, list)):
+        raise error(mapping, key, "expected a single value, not a list or mapping", path)
+    return str(value).strip() if not isinstance(value, str) else value
+
+
+def warn_if_readable_by_others(path: str, log: logging.Logger) -> None:
+    """Config files hold passwords; say so when others can read them (qualysapi does too)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning("%s is readable by other users; it may hold passwords: chmod 600 %s", path, path)
