@@ -1,0 +1,50 @@
+"""The ``csv`` plugin: send an existing host input file, a drop-in for the Perl SDK's.
+
+``-plugininfo`` names the file. With ``-csvfile`` it is written back byte for byte. Unlike
+the SDK we read it before connecting: a file that is not UTF-8 or not valid host input CSV
+is refused with its line number, so nothing is half-sent.
+"""
+from __future__ import annotations
+
+from qualys_connector.errors import InputFileError, UsageError
+from qualys_connector.hostinput import commands
+
+NAME = "csv"
+SUMMARY = "send a host input CSV file as it is"
+PARAMETERS = [("-plugininfo=FILE", "the host input file to send (required)")]
+SHORTEN = False
+
+
+def default_plugininfo() -> str | None:
+    return None
+
+
+def produce(job) -> None:
+    path = job.plugininfo
+    if not path:
+        raise UsageError("the csv plugin needs -plugininfo=FILE naming the host input file")
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        raise InputFileError(f"host input file {path} does not exist", "check -plugininfo") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read host input file {path}: {exc.strerror}") from None
+    with fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputFileError(f"{path}, line {number}: not UTF-8 text (byte {exc.start + 1})",
+                                     "convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+            try:
+                command = commands.decode(text)
+            except commands.CommandSyntaxError as exc:
+                raise InputFileError(f"{path}, line {number}: {exc}", "fix the line; nothing was sent") from None
+            job.out.write(raw)
+            if command is not None:
+                job.summary.commands += 1
+                if command.name == "AddScanResult":
+                    job.summary.findings += 1
+                elif command.name == "AddHost":
+                    job.summary.hosts += 1
+    job.log.info("read %d commands from %s", job.summary.commands, path)

@@ -1,0 +1,204 @@
+"""The command-line edge: Perl spellings in, one log line and a meaningful exit code out.
+
+Every ConnectorError becomes its one-line message and its exit code here; nothing below
+this module prints or exits. The last log line of every run is the summary.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+import click
+
+import input_plugins
+
+from . import __version__, argv as perl_argv
+from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted
+from .locking import RunLock
+from .logsetup import configure, get_logger
+from .pipeline import Options, Summary, lock_key, prepare, run
+
+COMMON_OPTIONS = {"server": True, "port": True, "plugininfo": True, "ipv6": False, "pkcs12": True,
+                  "password": True, "syslog": False, "stderr": False, "logfile": True, "level": True,
+                  "csvfile": True, "runondc": True, "help": False, "version": False}
+MULTI_OPTIONS = dict(COMMON_OPTIONS, multiinfo=True, jobs=True)
+
+OPTION_TABLE = """\
+  -se[rver]=ADDR     FMC address (IPv4, IPv6 or name); required unless -csvfile
+  -po[rt]=N          FMC host input port (default 8307)
+  -pl[ugininfo]=F    plugin config: QualysGuard.yaml, or the CSV file for the csv plugin
+  -i[pv6]            connect to the FMC over IPv6
+  -pk[cs12]=F        client certificate (default: the only *.pkcs12 in this directory)
+  -pa[ssword]=PW     PKCS#12 password; better: the QC_PKCS12_PASSWORD environment variable
+  -sy[slog]          log to syslog
+  -st[derr]          log to standard error (the default when no sink is given)
+  -lo[gfile]=F       append the log to F
+  -le[vel]=N         0 error, 1 warning, 2 info (default), 3 debug
+  -c[svfile]=F       write the host input commands to F instead of sending them
+Options may be written -opt=V, -opt V, --opt=V, or as any unique prefix (-se, -serv).
+Exit codes: 0 delivered, 1 usage/configuration error, 2 run-time failure, 75 another run holds the lock."""
+
+MULTI_TABLE = """\
+  -m[ultiinfo]=ID,ID template IDs to process, comma separated, no spaces (required)
+  -j[obs]=N          templates processed at once (default 1; never more than Qualys's concurrency limit)"""
+
+
+def version_screen(prog: str) -> str:
+    lines = [f"{prog} Ver. {__version__}", "",
+             f"usage: {prog} [options] [plugin]" if prog == "qualys-connector"
+             else f"usage: {prog} -multiinfo=ID1,ID2,... [options]", "",
+             "options:", OPTION_TABLE]
+    if prog == "process-multiple":
+        lines[5:5] = [MULTI_TABLE]
+    lines += ["", "plugins (case-insensitive; QualysGuard is the default):"]
+    for key in input_plugins.PLUGINS:
+        plugin = input_plugins.load(key)
+        lines.append(f"  {plugin.NAME} - {plugin.SUMMARY}")
+        for name, text in plugin.PARAMETERS:
+            lines.append(f"      {name}: {text}")
+    return "\n".join(lines)
+
+
+def _common(f):
+    decorators = [
+        click.option("--server", metavar="ADDR", help="FMC address; required unless --csvfile."),
+        click.option("--port", type=click.IntRange(1, 65535), default=8307, show_default=True,
+                     help="FMC host input port."),
+        click.option("--plugininfo", metavar="FILE", help="Plugin config (QualysGuard.yaml, or the CSV to send)."),
+        click.option("--ipv6", is_flag=True, help="Connect to the FMC over IPv6."),
+        click.option("--pkcs12", metavar="FILE", help="Client certificate; default: the only *.pkcs12 here."),
+        click.option("--password", envvar="QC_PKCS12_PASSWORD", metavar="PW",
+                     help="PKCS#12 password (prefer the QC_PKCS12_PASSWORD environment variable)."),
+        click.option("--syslog", is_flag=True, help="Log to syslog."),
+        click.option("--stderr", is_flag=True, help="Log to standard error."),
+        click.option("--logfile", metavar="FILE", help="Append the log to FILE."),
+        click.option("--level", type=click.IntRange(0, 3), default=2, show_default=True,
+                     help="0 error, 1 warning, 2 info, 3 debug."),
+        click.option("--csvfile", metavar="FILE", help="Write the commands to FILE instead of sending."),
+        click.option("--runondc", hidden=True, default="n"),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+@click.command(context_settings={"help_option_names": ["--help"]},
+               epilog="Perl spellings:\n\n" + OPTION_TABLE.replace("\n", "\n\n"))
+@_common
+@click.argument("plugin", required=False, default="QualysGuard")
+def qualys_connector_command(plugin, **kw):
+    """Send a Qualys report template (or a host input CSV file) to a Firepower Management Center."""
+    return _run_single(plugin, kw)
+
+
+@click.command(context_settings={"help_option_names": ["--help"]})
+@click.option("--multiinfo", required=True, metavar="ID,ID", help="Template IDs, comma separated.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Templates processed at once (capped by Qualys's concurrency limit).")
+@_common
+def process_multiple_command(multiinfo, jobs, **kw):
+    """Run the QualysGuard plugin once per report template ID."""
+    from .multi import run_multiple
+    log = _start_logging(kw, "process-multiple")
+    options = _options("QualysGuard", kw)
+    return run_multiple(options, multiinfo, jobs, log)
+
+
+def _options(plugin: str, kw: dict) -> Options:
+    if kw.get("runondc", "n").lower().startswith("y"):
+        raise click.UsageError("-runondc=y (importing on the FMC itself) is not supported; run from a separate host")
+    return Options(plugin=plugin, server=kw["server"], port=kw["port"], plugininfo=kw["plugininfo"],
+                   ipv6=kw["ipv6"], pkcs12=kw["pkcs12"], password=kw["password"], csvfile=kw["csvfile"])
+
+
+def _start_logging(kw: dict, ident: str):
+    log = configure(kw["level"], syslog=kw["syslog"], stderr=kw["stderr"], logfile=kw["logfile"], ident=ident)
+    if kw.get("password") and "--password" in " ".join(sys.argv):
+        log.warning("a password on the command line is visible to other users in the process list; "
+                    "set QC_PKCS12_PASSWORD instead")
+    return log
+
+
+def _run_single(plugin: str, kw: dict) -> int:
+    log = _start_logging(kw, "qualys-connector")
+    options = _options(plugin, kw)
+    summary = Summary()
+    stop = threading.Event()
+    try:
+        plugin_module, config = prepare(options, log)
+        with RunLock(lock_key(options, plugin_module)):
+            with _signals_raise(stop):
+                run(options, plugin=plugin_module, config=config, log=log, stop=stop, summary=summary)
+        return EXIT_OK
+    except ConnectorError as exc:
+        summary.outcome = "failed" if not isinstance(exc, Interrupted) else "interrupted"
+        log.error("%s", exc)
+        return exc.exit_code
+    finally:
+        log.info("%s", summary.line())
+
+
+class _signals_raise:
+    """SIGTERM/SIGINT → Interrupted in the main thread (and ``stop`` set for worker threads)."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self.previous = {}
+
+    def _handler(self, signum, frame):
+        self.stop.set()
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}",
+                          "temporary files were removed; run again to deliver everything")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _main(command, prog: str, options: dict, argv: list[str] | None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args:
+        click.echo(version_screen(prog))
+        return EXIT_OK
+    try:
+        normalized = perl_argv.normalize(args, options)
+    except ConnectorError as exc:
+        click.echo(f"{prog}: {exc}", err=True)
+        return exc.exit_code
+    if "--version" in normalized:
+        click.echo(f"{prog} Ver. {__version__}")
+        return EXIT_OK
+    try:
+        result = command.main(args=normalized, prog_name=prog, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(str(exc))
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        click.echo(f"{prog}: {exc.format_message()} (run {prog} --help for the options)", err=True)
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        return EXIT_FAILURE
+    except ConnectorError as exc:
+        click.echo(f"{prog}: {exc}", err=True)
+        return exc.exit_code
+    except Exception as exc:  # a bug: say so in one line, the traceback only at debug level
+        get_logger().debug("internal error", exc_info=True)
+        click.echo(f"{prog}: internal error ({type(exc).__name__}: {exc}); please report it "
+                   "with the output of -level=3", err=True)
+        return EXIT_FAILURE
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def qualys_connector_main(argv: list[str] | None = None) -> None:
+    sys.exit(_main(qualys_connector_command, "qualys-connector", COMMON_OPTIONS, argv))
+
+
+def process_multiple_main(argv: list[str] | None = None) -> None:
+    sys.exit(_main(process_multiple_command, "process-multiple", MULTI_OPTIONS, argv))

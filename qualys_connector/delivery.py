@@ -1,0 +1,161 @@
+"""Send a file of host input lines to the FMC, and say exactly how much of it arrived.
+
+The whole file is checked against the server's MAX_SIZE right after the handshake and
+before the first DATA message: a line that can never fit is refused with nothing sent
+(the Perl SDK died half-way, after the TLS session was open). Lines of the QualysGuard
+plugin may be shortened to fit (description first, then title); a user's own CSV is never
+altered.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import FMCProtocolError, FMCRejected, LineTooLong
+from .hostinput import commands
+from .hostinput.batching import Batcher, LineTooLongError, command_name
+from .hostinput.client import HostInputClient
+from .logsetup import get_logger
+
+log = get_logger()
+
+
+@dataclass
+class DeliveryStats:
+    messages_total: int = 0
+    messages_acked: int = 0
+    lines_total: int = 0
+    lines_acked: int = 0
+    replies_with_errors: int = 0
+    error_lines: int = 0
+    shortened: int = 0
+    errors_sample: list[str] = field(default_factory=list)
+
+
+def _lines(path: str):
+    with open(path, "rb") as fh:
+        for line in fh:
+            yield line
+
+
+def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> str:
+    """Check every line fits; returns the file to send (a shortened copy when needed)."""
+    batcher = Batcher(max_size)
+    rewrite: str | None = None
+    out = None
+    try:
+        for number, line in enumerate(_lines(path), 1):
+            try:
+                batcher.add(line)
+            except LineTooLongError as exc:
+                if not (shorten and exc.command == "AddScanResult"):
+                    raise LineTooLong(f"line {number} of the host input ({exc.command}) is "
+                                      f"{exc.length} bytes with its header lines; the FMC accepts "
+                                      f"at most {max_size} per DATA message") from None
+                if out is None:
+                    fd, rewrite = tempfile.mkstemp(prefix=".qc-fit-", dir=os.path.dirname(path) or ".")
+                    out = os.fdopen(fd, "wb")
+                    for earlier in _take(_lines(path), number - 1):
+                        out.write(earlier)
+                command = commands.decode(line.decode("utf-8"))
+                fitted, _ = commands.fit(command, max_size - batcher.header_size())
+                new_line = commands.encode_line(fitted)
+                log.debug("shortened AddScanResult for %s QID %s from %d to %d bytes to fit MAX_SIZE",
+                          command.arg("ip_address"), command.arg("vuln_id"), len(line), len(new_line))
+                try:
+                    batcher.add(new_line)
+                except LineTooLongError:
+                    raise LineTooLong(f"line {number} (AddScanResult) cannot be shortened below "
+                                      f"{max_size} bytes (the FMC's MAX_SIZE)") from None
+                stats.shortened += 1
+                line = new_line
+            if out is not None:
+                out.write(line)
+        if out is not None:
+            out.close()
+            out = None
+        return rewrite or path
+    except BaseException:
+        if out is not None:
+            out.close()
+        if rewrite:
+            os.unlink(rewrite)
+        raise
+
+
+def _take(iterator, count: int):
+    for index, item in enumerate(iterator):
+        if index >= count:
+            return
+        yield item
+
+
+def count_messages(path: str, max_size: int) -> tuple[int, int]:
+    batcher, messages, lines = Batcher(max_size), 0, 0
+    for line in _lines(path):
+        messages += len(batcher.add(line))
+        lines += 1
+    return messages + len(batcher.finish()), lines
+
+
+def send_file(path: str, client: HostInputClient, *, shorten: bool,
+              stats: DeliveryStats | None = None,
+              progress: Callable[[DeliveryStats], None] | None = None) -> DeliveryStats:
+    """Send ``path`` over a connected client; raises FMCRejected if the FMC reported errors."""
+    stats = stats or DeliveryStats()
+    max_size = client.max_size or 65536
+    to_send = plan(path, max_size, shorten=shorten, stats=stats)
+    try:
+        stats.messages_total, stats.lines_total = count_messages(to_send, max_size)
+        log.info("sending %d lines to the FMC at %s in %d DATA messages (MAX_SIZE %d)",
+                 stats.lines_total, client.where, stats.messages_total, max_size)
+        batcher = Batcher(max_size)
+        last_report = time.monotonic()
+
+        def deliver(payload: bytes) -> None:
+            nonlocal last_report
+            reply = client.send_data(payload)
+            stats.messages_acked += 1
+            stats.lines_acked += payload.count(b"\n")
+            if not reply.ok:
+                stats.replies_with_errors += 1
+                for line in reply.error_lines:
+                    stats.error_lines += 1
+                    if len(stats.errors_sample) < 5:
+                        stats.errors_sample.append(line)
+                    log.warning("FMC: %s", line)
+            log.debug("DATA %d/%d acknowledged: %s commands processed", stats.messages_acked,
+                      stats.messages_total, reply.reply.processed)
+            now = time.monotonic()
+            if now - last_report >= 10 or stats.messages_acked == stats.messages_total:
+                last_report = now
+                log.info("FMC acknowledged %d of %d DATA messages", stats.messages_acked,
+                         stats.messages_total)
+                if progress:
+                    progress(stats)
+
+        try:
+            for line in _lines(to_send):
+                for payload in batcher.add(line):
+                    deliver(payload)
+            for payload in batcher.finish():
+                deliver(payload)
+        except FMCProtocolError as exc:
+            raise FMCProtocolError(
+                f"{exc.message}; {stats.messages_acked} of {stats.messages_total} DATA messages "
+                f"were acknowledged before that", "run again: ScanFlush replaces what arrived") from None
+    finally:
+        if to_send != path:
+            os.unlink(to_send)
+    if stats.error_lines:
+        raise FMCRejected(f"the FMC reported {stats.error_lines} error line(s) in "
+                          f"{stats.replies_with_errors} of {stats.messages_total} replies "
+                          f"(first: {stats.errors_sample[0]})",
+                          "see the warnings above; run with -level=3 for every reply")
+    return stats
+
+
+__all__ = ["DeliveryStats", "send_file", "plan", "command_name"]

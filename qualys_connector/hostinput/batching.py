@@ -1,0 +1,90 @@
+"""Cut a stream of host input lines into DATA messages: pure, no I/O.
+
+Rules (DESIGN.md §5, host-input spec §2.1/§2.3): every DATA payload is at most the server's
+MAX_SIZE bytes; a line is never split; the order of lines is kept exactly (the Perl SDK
+regrouped scan results by IP and let other lines overtake them); and the current ``Set*``
+header lines are repeated at the top of every message, because the server resets
+SetDomain/SetSourceType per message and Cisco's own splitter repeats them all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .commands import HEADER_COMMANDS
+
+
+class LineTooLongError(ValueError):
+    """A line (with the header lines it needs) can never fit a DATA message."""
+
+    def __init__(self, line_number: int, length: int, limit: int, command: str):
+        super().__init__(f"line {line_number} ({command}) needs {length} bytes with its header "
+                         f"lines; the FMC accepts at most {limit} per message")
+        self.line_number, self.length, self.limit, self.command = line_number, length, limit, command
+
+
+def command_name(line: bytes) -> str:
+    """The command of an encoded line, looking through a ``SetMap:`` prefix; '' for comments."""
+    stripped = line.strip()
+    if not stripped or stripped.startswith(b"#"):
+        return ""
+    first = stripped.split(b",", 1)[0].strip().strip(b'"')
+    if first.startswith(b"SetMap:"):
+        rest = stripped.split(b",", 2)
+        first = rest[1].strip().strip(b'"') if len(rest) > 1 else b""
+    return first.decode("utf-8", "replace")
+
+
+@dataclass
+class Batcher:
+    """Feed lines with ``add``; take finished DATA payloads from its return value and ``finish``."""
+
+    max_size: int
+    headers: dict[str, bytes] = field(default_factory=dict)
+    _buffer: bytearray = field(default_factory=bytearray)
+    _body_lines: int = 0
+    _line_number: int = 0
+    _emitted: int = 0
+
+    def _header_bytes(self) -> bytes:
+        return b"".join(self.headers.values())
+
+    def header_size(self) -> int:
+        return sum(len(v) for v in self.headers.values())
+
+    def _emit(self) -> bytes:
+        payload = bytes(self._buffer)
+        self._buffer = bytearray(self._header_bytes())
+        self._body_lines = 0
+        self._emitted += 1
+        return payload
+
+    def add(self, line: bytes) -> list[bytes]:
+        if not line.endswith(b"\n"):
+            line += b"\n"
+        self._line_number += 1
+        name = command_name(line)
+        out: list[bytes] = []
+        if name in HEADER_COMMANDS:
+            self.headers[name] = line
+            if self._body_lines == 0:
+                self._buffer = bytearray(self._header_bytes())
+                if len(self._buffer) > self.max_size:
+                    raise LineTooLongError(self._line_number, len(self._buffer), self.max_size, name)
+                return out
+        elif len(line) + self.header_size() > self.max_size:
+            raise LineTooLongError(self._line_number, len(line) + self.header_size(),
+                                   self.max_size, name or "comment")
+        if len(self._buffer) + len(line) > self.max_size:
+            out.append(self._emit())
+            if name in HEADER_COMMANDS:
+                return out  # the fresh buffer already starts with the new header line
+        self._buffer += line
+        if name not in HEADER_COMMANDS:
+            self._body_lines += 1
+        return out
+
+    def finish(self) -> list[bytes]:
+        """The last message; a file of header lines only is still sent once, as the SDK did."""
+        if self._body_lines or (self._emitted == 0 and self._buffer):
+            return [self._emit()]
+        return []

@@ -1,0 +1,123 @@
+"""Client certificate and key from a PKCS#12 file, into an ``ssl.SSLContext``, never onto disk.
+
+The Perl SDK shelled out to ``openssl pkcs12 -passin pass:<pw>`` (password visible in ``ps``)
+and wrote an unencrypted ``server.key`` into the working directory. We decrypt with
+``cryptography`` (modern AES files and legacy 3DES/RC2 ones alike) and hand the PEM to
+OpenSSL through an anonymous memory file (``memfd_create``): ``ssl`` can only load a key from a
+path, and ``/proc/self/fd/N`` is a path that has no directory entry, vanishes with the
+process and never touches a disk, even if we crash.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import ssl
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from ..errors import CertificateError
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """What the PKCS#12 held: our certificate, its key, and any CA certificates bundled."""
+
+    path: str
+    certificate: x509.Certificate
+    key: object
+    additional: tuple[x509.Certificate, ...]
+
+    @property
+    def subject(self) -> str:
+        return self.certificate.subject.rfc4514_string()
+
+
+def find_pkcs12(explicit: str | None, directory: str = ".") -> str:
+    """The ``-pkcs12`` file, or the only ``*.pkcs12`` in ``directory`` (several: say which)."""
+    if explicit:
+        return explicit
+    found = sorted(glob.glob(os.path.join(directory, "*.pkcs12")))
+    if not found:
+        raise CertificateError(
+            f"no -pkcs12 given and no *.pkcs12 file in {os.path.abspath(directory)}",
+            "download the client certificate from the FMC (System > Integrations > Host Input "
+            "Client) and pass it with -pkcs12=FILE")
+    if len(found) > 1:
+        names = ", ".join(os.path.basename(f) for f in found)
+        raise CertificateError(f"several *.pkcs12 files in {os.path.abspath(directory)}: {names}",
+                               "say which one with -pkcs12=FILE")
+    return found[0]
+
+
+def load_identity(path: str, password: str | None) -> ClientIdentity:
+    """Decrypt the PKCS#12 file; every failure is one CertificateError line without the password."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise CertificateError(f"PKCS#12 file {path} does not exist",
+                               "check the -pkcs12 path") from None
+    except OSError as exc:
+        raise CertificateError(f"cannot read PKCS#12 file {path}: {exc.strerror}",
+                               "check the file's permissions") from None
+    secret = password.encode("utf-8") if password else None
+    try:
+        key, cert, extra = pkcs12.load_key_and_certificates(data, secret)
+    except ValueError as exc:
+        text = str(exc).lower()
+        if not data or "could not deserialize" in text or "invalid password" in text or "mac" in text:
+            if password:
+                hint = "the password is wrong or the file is damaged: check -password / QC_PKCS12_PASSWORD"
+            else:
+                hint = ("the file is damaged or needs a password: give it with -password "
+                        "or the QC_PKCS12_PASSWORD environment variable")
+            raise CertificateError(f"cannot decrypt PKCS#12 file {path}", hint) from None
+        raise CertificateError(f"PKCS#12 file {path} is not usable: {exc}") from None
+    except Exception as exc:  # cryptography raises a few other types for odd files
+        raise CertificateError(f"PKCS#12 file {path} is not usable: {type(exc).__name__}",
+                               "re-download the client certificate from the FMC") from None
+    if cert is None or key is None:
+        raise CertificateError(f"PKCS#12 file {path} holds no certificate with its private key",
+                               "re-download the client certificate from the FMC")
+    return ClientIdentity(path, cert, key, tuple(extra or ()))
+
+
+def _memfd_path(data: bytes) -> tuple[int, str]:
+    fd = os.memfd_create("qc-client-identity", getattr(os, "MFD_CLOEXEC", 0))
+    os.write(fd, data)
+    return fd, f"/proc/self/fd/{fd}"
+
+
+def client_context(identity: ClientIdentity, *, verify_server: str | None = None) -> ssl.SSLContext:
+    """A TLS client context presenting ``identity``.
+
+    The FMC's host input certificate is self-issued and the SDK never verified it
+    (``SSL_verify_mode 0``); we do the same by default, and verify when a CA file is given.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if verify_server:
+        context.load_verify_locations(cafile=verify_server)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_REQUIRED
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    pem = identity.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+    pem += identity.certificate.public_bytes(serialization.Encoding.PEM)
+    for extra in identity.additional:
+        pem += extra.public_bytes(serialization.Encoding.PEM)
+    fd, path = _memfd_path(pem)
+    try:
+        context.load_cert_chain(path)
+    except ssl.SSLError as exc:
+        raise CertificateError(f"OpenSSL refused the certificate from {identity.path}: {exc.reason}",
+                               "re-download the client certificate from the FMC") from None
+    finally:
+        os.close(fd)
+        del pem
+    return context

@@ -1,0 +1,106 @@
+"""``process-multiple``: the QualysGuard plugin once per template ID, one failure not stopping the rest.
+
+With ``-csvfile=Out.csv`` each template writes ``<ID>_Out.csv`` beside it, as the Perl
+``process_multiple.pl`` did. ``--jobs N`` runs templates side by side, never more at once
+than the concurrency limit Qualys reports (``X-Concurrency-Limit-Limit``), since a report
+launch over the limit only earns a 409.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from .errors import EXIT_OK, ConnectorError, Interrupted, UsageError
+from .locking import RunLock
+from .pipeline import Options, Summary, lock_key, prepare, run
+
+
+def template_ids(multiinfo: str) -> list[str]:
+    ids = [part.strip() for part in multiinfo.split(",")]
+    if not ids or any(not part.isdigit() for part in ids):
+        raise UsageError(f"-multiinfo={multiinfo!r} must be template IDs separated by commas",
+                         "for example -multiinfo=424242,535353")
+    return list(dict.fromkeys(ids))
+
+
+def csv_name(csvfile: str | None, template_id: str) -> str | None:
+    if not csvfile:
+        return None
+    directory, name = os.path.split(csvfile)
+    return os.path.join(directory, f"{template_id}_{name}")
+
+
+def concurrency_cap(config, jobs: int, log) -> int:
+    """Ask Qualys once how many calls may run at once, and never run more templates than that."""
+    if jobs <= 1 or config is None or config.report_file:
+        return jobs
+    from .qualys.api import QualysClient
+    try:
+        with QualysClient(config.url, config.user_id, config.password, proxy=config.proxy,
+                          proxy_username=config.proxy_username, proxy_password=config.proxy_password,
+                          verify=config.tls_verify, timeout=config.timeout) as client:
+            limit = client.probe_concurrency_limit()
+    except ConnectorError as exc:
+        log.warning("could not learn Qualys's concurrency limit (%s); running one template at a time", exc)
+        return 1
+    if limit and limit < jobs:
+        log.info("Qualys allows %d concurrent calls: running %d templates at once, not %d", limit, limit, jobs)
+        return limit
+    return jobs
+
+
+def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
+    from .cli import _signals_raise
+
+    ids = template_ids(multiinfo)
+    stop = threading.Event()
+    base_plugin, base_config = prepare(dataclasses.replace(options, template_id=ids[0]), log)
+    summaries = {tid: Summary(label=tid) for tid in ids}
+
+    def one(template_id: str) -> None:
+        summary = summaries[template_id]
+        opts = dataclasses.replace(options, template_id=template_id,
+                                   csvfile=csv_name(options.csvfile, template_id))
+        try:
+            if stop.is_set():
+                raise Interrupted("stopped before this template started")
+            plugin, config = prepare(opts, log)
+            log.info("template %s: starting", template_id)
+            run(opts, plugin=plugin, config=config, log=log, stop=stop, summary=summary)
+        except ConnectorError as exc:
+            summary.outcome = "interrupted" if isinstance(exc, Interrupted) else "failed"
+            summary.exit_code = exc.exit_code
+            log.error("template %s: %s", template_id, exc)
+        finally:
+            log.info("%s", summary.line())
+
+    worst = EXIT_OK
+    try:
+        with RunLock(lock_key(options, base_plugin)):
+            with _signals_raise(stop):
+                width = concurrency_cap(base_config, jobs, log)
+                if width <= 1:
+                    for tid in ids:
+                        one(tid)
+                else:
+                    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="template") as pool:
+                        futures = [pool.submit(one, tid) for tid in ids]
+                        try:
+                            for future in futures:
+                                future.result()
+                        except Interrupted:
+                            stop.set()
+                            pool.shutdown(wait=True, cancel_futures=True)
+                            raise
+    except ConnectorError as exc:
+        log.error("%s", exc)
+        worst = exc.exit_code
+    failed = [tid for tid, s in summaries.items() if s.exit_code]
+    for s in summaries.values():
+        worst = max(worst, s.exit_code)
+    done = [tid for tid, s in summaries.items() if s.outcome in ("delivered", "written")]
+    log.info("Summary: templates=%d ok=%d failed=%d%s", len(ids), len(done), len(failed),
+             f" ({', '.join(f'{t}: {summaries[t].outcome}' for t in failed)})" if failed else "")
+    return worst

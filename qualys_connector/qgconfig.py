@@ -1,0 +1,148 @@
+"""``QualysGuard.yaml``: every key of DESIGN.md §3, validated, with the key and line in errors."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from . import yamlconf
+from .errors import ConfigError
+from .logsetup import add_secret, get_logger
+
+DEFAULT_URL = "https://qualysapi.qualys.com"
+VULN_TYPES = {"vuln": "Vuln", "practice": "Practice", "ig": "Ig"}
+
+KEYS = ("user_id", "password", "template_id", "url", "add_host", "ip_ranges", "proxy",
+        "proxy_username", "proxy_password", "report_file", "keep_report", "scanner_name",
+        "source_name", "vuln_types", "min_severity", "set_os", "domain", "ca_bundle", "verify",
+        "timeout", "poll_interval", "max_wait")
+
+log = get_logger()
+
+
+@dataclass
+class QualysGuardConfig:
+    path: str
+    user_id: str | None
+    password: str | None
+    template_id: str | None
+    url: str = DEFAULT_URL
+    add_host: bool = False
+    ip_ranges: object = None          # ipranges.IPRanges
+    proxy: str | None = None
+    proxy_username: str | None = None
+    proxy_password: str | None = None
+    report_file: str | None = None
+    keep_report: str | None = None
+    scanner_name: str = "QualysGuard"
+    source_name: str = "QualysGuard"
+    vuln_types: tuple[str, ...] = ("Vuln", "Practice")
+    min_severity: int = 1
+    set_os: bool = False
+    domain: str | None = None
+    ca_bundle: str | None = None
+    verify: bool = True
+    timeout: float = 120.0
+    poll_interval: float = 30.0
+    max_wait: float = 7200.0
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """What to give httpx: a CA bundle path, or whether to verify at all."""
+        if not self.verify:
+            return False
+        return self.ca_bundle or True
+
+
+def _path_near(config_path: str, value: str | None) -> str | None:
+    """Relative paths in the file are relative to the file, so cron's cwd does not matter."""
+    if not value:
+        return None
+    value = os.path.expanduser(value)
+    return value if os.path.isabs(value) else os.path.join(os.path.dirname(os.path.abspath(config_path)), value)
+
+
+def load(path: str, *, template_override: str | None = None) -> QualysGuardConfig:
+    from .ipranges import IPRanges
+
+    data = yamlconf.load_mapping(path, "QualysGuard configuration")
+    yamlconf.check_keys(data, KEYS, path)
+    yamlconf.warn_if_readable_by_others(path, log)
+    s = yamlconf.as_str
+    report_file = _path_near(path, s(data, "report_file", path))
+    online = report_file is None
+    cfg = QualysGuardConfig(
+        path=path,
+        user_id=s(data, "user_id", path, required=online),
+        password=s(data, "password", path, required=online, env="QC_QUALYS_PASSWORD"),
+        template_id=template_override or s(data, "template_id", path, required=online),
+        report_file=report_file,
+    )
+    if cfg.template_id is not None and not str(cfg.template_id).strip().isdigit():
+        raise yamlconf.error(data, "template_id", f"'{cfg.template_id}' is not a report template ID "
+                             "(a number)", path, "see the README: finding your template ID")
+    if cfg.template_id is not None:
+        cfg.template_id = str(cfg.template_id).strip()
+    cfg.url = s(data, "url", path, DEFAULT_URL).rstrip("/")
+    if not cfg.url.startswith(("https://", "http://")):
+        raise yamlconf.error(data, "url", f"'{cfg.url}' is not an http(s) URL", path,
+                             "for example https://qualysapi.qualys.com")
+    if cfg.url.startswith("http://") and online:
+        log.warning("url %s is plain http: fine for the bundled emulator, never for Qualys itself", cfg.url)
+    cfg.add_host = yamlconf.as_bool(data, "add_host", path, False)
+    raw_ranges = data.get("ip_ranges")
+    if isinstance(raw_ranges, dict):
+        raise yamlconf.error(data, "ip_ranges", "expected a comma list or a YAML list", path)
+    try:
+        cfg.ip_ranges = IPRanges.parse(list(raw_ranges) if isinstance(raw_ranges, list) else raw_ranges)
+    except ValueError as exc:
+        raise yamlconf.error(data, "ip_ranges", str(exc), path,
+                             "use addresses, CIDR blocks or a-b ranges, separated by commas") from None
+    cfg.proxy = s(data, "proxy", path)
+    if cfg.proxy and not cfg.proxy.startswith(("http://", "https://")):
+        raise yamlconf.error(data, "proxy", f"'{cfg.proxy}' is not a proxy URL", path,
+                             "for example https://192.168.1.100:443")
+    cfg.proxy_username = s(data, "proxy_username", path)
+    cfg.proxy_password = s(data, "proxy_password", path, env="QC_PROXY_PASSWORD")
+    cfg.keep_report = _path_near(path, s(data, "keep_report", path))
+    cfg.scanner_name = s(data, "scanner_name", path, "QualysGuard")
+    cfg.source_name = s(data, "source_name", path, "QualysGuard")
+    cfg.vuln_types = _vuln_types(data, path)
+    cfg.min_severity = yamlconf.as_int(data, "min_severity", path, 1, minimum=1)
+    if cfg.min_severity > 5:
+        raise yamlconf.error(data, "min_severity", "severities go from 1 to 5", path)
+    cfg.set_os = yamlconf.as_bool(data, "set_os", path, False)
+    cfg.domain = s(data, "domain", path)
+    cfg.ca_bundle = _path_near(path, s(data, "ca_bundle", path))
+    if cfg.ca_bundle and not os.path.isfile(cfg.ca_bundle):
+        raise yamlconf.error(data, "ca_bundle", f"{cfg.ca_bundle} does not exist", path)
+    cfg.verify = yamlconf.as_bool(data, "verify", path, True)
+    cfg.timeout = yamlconf.as_float(data, "timeout", path, 120.0, minimum=1)
+    cfg.poll_interval = yamlconf.as_float(data, "poll_interval", path, 30.0, minimum=0)
+    cfg.max_wait = yamlconf.as_float(data, "max_wait", path, 7200.0, minimum=0)
+    for secret in (cfg.password, cfg.proxy_password):
+        add_secret(secret)
+    for key in ("scanner_name", "source_name", "domain"):
+        value = getattr(cfg, key)
+        if value and ("\n" in value or '"' in value):
+            raise yamlconf.error(data, key, "may not contain quotes or newlines", path)
+    return cfg
+
+
+def _vuln_types(data, path: str) -> tuple[str, ...]:
+    raw = data.get("vuln_types")
+    if raw is None or raw == "":
+        return ("Vuln", "Practice")
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    out = []
+    for item in items:
+        word = str(item).strip().lower()
+        if not word:
+            continue
+        if word not in VULN_TYPES:
+            raise yamlconf.error(data, "vuln_types", f"'{str(item).strip()}' is not a report TYPE", path,
+                                 "use Vuln, Practice and/or Ig")
+        out.append(VULN_TYPES[word])
+    if not out:
+        raise ConfigError("vuln_types is empty", path=path, key="vuln_types",
+                          line=yamlconf.key_line(data, "vuln_types"))
+    return tuple(dict.fromkeys(out))
