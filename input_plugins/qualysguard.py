@@ -29,9 +29,9 @@ CSV_MAX_LINE = 65536  # no server to ask with -csvfile: the common FMC value
 
 
 def default_plugininfo() -> str:
-    here = os.path.dirname(os.path.abspath(__file__))
+    # The Perl connector's InputPlugins/ spelling is accepted too, so old setups keep working.
     for candidate in (os.path.join("input_plugins", "QualysGuard.yaml"), "QualysGuard.yaml",
-                      os.path.join(here, "QualysGuard.yaml")):
+                      os.path.join("InputPlugins", "QualysGuard.yaml")):
         if os.path.exists(candidate):
             return candidate
     return os.path.join("input_plugins", "QualysGuard.yaml")

@@ -5,6 +5,7 @@ this module prints or exits. The last log line of every run is the summary.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -114,7 +115,7 @@ def _options(plugin: str, kw: dict) -> Options:
 
 def _start_logging(kw: dict, ident: str):
     log = configure(kw["level"], syslog=kw["syslog"], stderr=kw["stderr"], logfile=kw["logfile"], ident=ident)
-    if kw.get("password") and "--password" in " ".join(sys.argv):
+    if kw.get("password") and kw["password"] != os.environ.get("QC_PKCS12_PASSWORD"):
         log.warning("a password on the command line is visible to other users in the process list; "
                     "set QC_PKCS12_PASSWORD instead")
     return log
