@@ -1,0 +1,152 @@
+"""The README's first command: the whole main job, end to end, against the bundled emulators.
+
+It does what a user trying the tool would do by hand: mint a throwaway PKI, start the Qualys
+API emulator (a generated report) and the FMC host input emulator on free loopback ports, write
+a QualysGuard.yaml, run the real ``qualys-connector`` command, then compare the FMC emulator's
+network map with the report. Everything goes into one directory, named at the end, so the
+printed command can be run again by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+HOSTS = 3000
+VULNS = 8
+TEMPLATE = "424242"
+IP_RANGES = "10.0.0.0/21, 2001:db8::/32"
+
+
+def _bin(name: str) -> str:
+    candidate = os.path.join(os.path.dirname(sys.executable), name)
+    return candidate if os.path.exists(candidate) else name
+
+
+def _wait_port(path: str, proc: subprocess.Popen, what: str, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and open(path).read().strip():
+            return int(open(path).read().strip())
+        if proc.poll() is not None:
+            raise SystemExit(f"demo: the {what} exited early (code {proc.returncode}); see its log in the run directory")
+        time.sleep(0.05)
+    raise SystemExit(f"demo: the {what} did not start within {timeout:.0f} s")
+
+
+def expected_findings(hosts: int, vulns: int, ip_ranges: str) -> Counter:
+    from .emulators.qualys.reportgen import expected_findings as gen
+    from .ipranges import IPRanges
+
+    ranges = IPRanges.parse(ip_ranges)
+    out: Counter = Counter()
+    for ip, qid, port, proto, kind in gen(hosts=hosts, vulns_per_host=vulns):
+        if kind not in ("Vuln", "Practice") or ip not in ranges:
+            continue
+        if proto not in ("tcp", "udp"):
+            port, proto = None, None
+        out[(ip, qid, port, proto)] += 1
+    return out
+
+
+def network_map_findings(export: dict) -> Counter:
+    out: Counter = Counter()
+    for ip, host in export.get("hosts", {}).items():
+        for result in host.get("scan_results", []):
+            port = result.get("port")
+            out[(ip, int(result["vuln_id"]), int(port) if port not in (None, "") else None,
+                 result.get("proto") or None)] += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dir", help="run directory (default: ./demo-run-<time>)")
+    parser.add_argument("--hosts", type=int, default=HOSTS, help=f"hosts in the generated report (default {HOSTS})")
+    parser.add_argument("--vulns", type=int, default=VULNS, help=f"findings per host (default {VULNS})")
+    args = parser.parse_args(argv)
+    from .pki import init_pki
+
+    run_dir = os.path.abspath(args.dir or time.strftime("demo-run-%Y%m%d-%H%M%S"))
+    os.makedirs(run_dir, exist_ok=True)
+    env = dict(os.environ)
+    env["QC_PKCS12_PASSWORD"] = secrets.token_urlsafe(12)
+    env["QC_DEMO_QUALYS_PASSWORD"] = qualys_password = secrets.token_urlsafe(12)
+    env["QC_LOCK_DIR"] = os.path.join(run_dir, "locks")
+    print(f"[1/5] minting a throwaway PKI in {run_dir}/pki")
+    pki = init_pki(os.path.join(run_dir, "pki"), client_password=env["QC_PKCS12_PASSWORD"])
+
+    procs: list[subprocess.Popen] = []
+    try:
+        print(f"[2/5] starting the Qualys API emulator (template {TEMPLATE}: {args.hosts} hosts x {args.vulns} findings)")
+        qlog = open(os.path.join(run_dir, "qualys-emulator.log"), "w")
+        qport_file = os.path.join(run_dir, "qualys.port")
+        procs.append(subprocess.Popen(
+            [_bin("qualys-emulator"), "--port", "0", "--port-file", qport_file, "--user", "demo",
+             "--password-env", "QC_DEMO_QUALYS_PASSWORD", "--generate", f"{TEMPLATE}={args.hosts}x{args.vulns}",
+             "--report-delay", "1"], stdout=qlog, stderr=subprocess.STDOUT, env=env))
+        qport = _wait_port(qport_file, procs[-1], "Qualys emulator")
+
+        print("[3/5] starting the FMC host input emulator")
+        flog = open(os.path.join(run_dir, "fmc-emulator.log"), "w")
+        fport_file = os.path.join(run_dir, "fmc.port")
+        db = os.path.join(run_dir, "network-map.sqlite")
+        procs.append(subprocess.Popen(
+            [_bin("fmc-emulator"), "serve", "--pki", pki.directory, "--port", "0", "--port-file", fport_file,
+             "--db", db], stdout=flog, stderr=subprocess.STDOUT, env=env))
+        fport = _wait_port(fport_file, procs[-1], "FMC emulator")
+
+        config = os.path.join(run_dir, "QualysGuard.yaml")
+        with open(config, "w") as fh:
+            fh.write(f"# written by scripts/demo; the password comes from QC_QUALYS_PASSWORD\n"
+                     f"user_id: demo\ntemplate_id: {TEMPLATE}\nurl: http://127.0.0.1:{qport}\n"
+                     f"add_host: y\nip_ranges: {IP_RANGES}\npoll_interval: 0.5\nmax_wait: 120\n")
+        os.chmod(config, 0o600)
+        env["QC_QUALYS_PASSWORD"] = qualys_password
+        command = [_bin("qualys-connector"), "-server=127.0.0.1", f"-port={fport}",
+                   f"-pkcs12={pki.client_pkcs12}", f"-plugininfo={config}",
+                   f"-logfile={os.path.join(run_dir, 'qualys-connector.log')}", "-stderr"]
+        print("[4/5] running:", " ".join(shlex.quote(c) for c in command))
+        result = subprocess.run(command, env=env)
+
+        print("[5/5] comparing the FMC network map with the report")
+        export = json.loads(subprocess.run([_bin("fmc-emulator"), "export", "--db", db], env=env,
+                                           capture_output=True, text=True, check=True).stdout)
+        with open(os.path.join(run_dir, "network-map.json"), "w") as fh:
+            json.dump(export, fh, indent=1)
+        got = network_map_findings(export)
+        want = expected_findings(args.hosts, args.vulns, IP_RANGES)
+        missing, extra = want - got, got - want
+        print(f"    network map: {len(export.get('hosts', {}))} hosts, {sum(got.values())} scan results")
+        print(f"    report inside ip_ranges ({IP_RANGES}): {sum(want.values())} findings")
+        ok = result.returncode == 0 and not missing and not extra
+        if ok:
+            print("    MATCH: every finding inside ip_ranges arrived exactly once, nothing else did")
+        else:
+            print(f"    MISMATCH: connector exit {result.returncode}, {sum(missing.values())} missing, "
+                  f"{sum(extra.values())} unexpected")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print(f"\nEverything is in {run_dir}")
+    print("To run the connector again by hand, start the emulators again (see the README), then:")
+    print(f"  export QC_PKCS12_PASSWORD='{env['QC_PKCS12_PASSWORD']}' QC_QUALYS_PASSWORD='{qualys_password}'")
+    print("  " + " ".join(shlex.quote(c) for c in command))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
