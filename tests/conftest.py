@@ -1,0 +1,40 @@
+"""Shared fixtures: a throwaway PKI, a running FMC emulator, and the CLI run as a user would."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLIENT_PASSWORD = "s3cret-pkcs12-pw"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    from qualys_connector.pki import init_pki
+    return init_pki(str(tmp_path_factory.mktemp("pki")), client_password=CLIENT_PASSWORD)
+
+
+@pytest.fixture
+def fmc(pki):
+    from qualys_connector.emulators.fmc.server import FMCEmulator
+    with FMCEmulator(pki=pki, accept_unknown_hosts=True) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def lock_dir(tmp_path, monkeypatch):
+    path = tmp_path / "locks"
+    monkeypatch.setenv("QC_LOCK_DIR", str(path))
+    return path
+
+
+def run_cli(*args, cwd=None, env=None, program="qualys_connector", timeout=120):
+    """Run a console command in a child process, exactly as cron would."""
+    full = dict(os.environ)
+    full.update(env or {})
+    module = {"qualys_connector": "qualys_connector", "process-multiple": "qualys_connector.multi_main"}[program]
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full,
+                          capture_output=True, text=True, timeout=timeout)

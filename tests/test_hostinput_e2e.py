@@ -1,0 +1,201 @@
+"""The host input client over real TLS sockets against the FMC emulator (issue: host input core)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+from conftest import CLIENT_PASSWORD, run_cli
+
+
+def sample_lines(count: int) -> list[str]:
+    lines = ["SetSource,QualysGuard"]
+    for i in range(count):
+        ip = f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"
+        lines.append(f"AddHost,{ip}")
+        lines.append(f'AddScanResult,{ip},"QualysGuard",{1000 + i % 97},443,tcp,"Title {i}, quoted ""x""",'
+                     f'"Description of finding {i}","cve_ids: CVE-2020-{i % 9999:04d}","bugtraq_ids: {i}"')
+    lines.append("ScanFlush")
+    return lines
+
+
+def write_csv(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def env():
+    return {"QC_PKCS12_PASSWORD": CLIENT_PASSWORD}
+
+
+def test_thousands_of_commands_arrive_complete_and_in_order_with_a_small_max_size(tmp_path, pki, lock_dir):
+    from qualys_connector.emulators.fmc.server import FMCEmulator
+    lines = sample_lines(1500)
+    source = write_csv(tmp_path / "in.csv", lines)
+    with FMCEmulator(pki=pki, max_size=512, accept_unknown_hosts=True) as fmc:
+        result = run_cli(f"-server=127.0.0.1", f"-port={fmc.port}", f"-pkcs12={pki.client_pkcs12}",
+                         f"-pl={source}", "csv", env=env())
+        assert result.returncode == 0, result.stderr
+        received = [l for m in fmc.messages for l in m.decode().splitlines() if l != "SetSource,QualysGuard"]
+        assert received == lines[1:]
+        assert all(len(m) <= 512 for m in fmc.messages)
+        assert all(m.startswith(b"SetSource,QualysGuard\n") for m in fmc.messages)
+        hosts = fmc.netmap.export()["hosts"]
+    assert len(hosts) == 1500
+    result_999 = hosts["10.0.3.231"]["scan_results"]
+    assert [(r["vuln_id"], r["port"], r["proto"]) for r in result_999] == [(str(1000 + 999 % 97), 443, "tcp")] or \
+        [(int(r["vuln_id"]), r["port"], r["proto"]) for r in result_999] == [(1000 + 999 % 97, 443, "tcp")]
+    assert result_999[0]["name"] == 'Title 999, quoted "x"'
+    assert "Summary:" in result.stderr.splitlines()[-1] and "result=delivered" in result.stderr
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_ipv4_and_ipv6(tmp_path, pki, lock_dir, family):
+    from qualys_connector.emulators.fmc.server import FMCEmulator
+    if family == "ipv6" and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    host = "::1" if family == "ipv6" else "127.0.0.1"
+    source = write_csv(tmp_path / "in.csv", sample_lines(20))
+    with FMCEmulator(host=host, pki=pki, accept_unknown_hosts=True) as fmc:
+        args = [f"-server={host}", f"-port={fmc.port}", f"-pkcs12={pki.client_pkcs12}", f"-pl={source}", "csv"]
+        if family == "ipv6":
+            args.insert(0, "-ipv6")
+        result = run_cli(*args, env=env())
+        assert result.returncode == 0, result.stderr
+        assert len(fmc.netmap.export()["hosts"]) == 20
+
+
+def test_fmc_error_lines_are_warnings_and_exit_2(tmp_path, pki, lock_dir):
+    from qualys_connector.emulators.fmc.server import FMCEmulator
+    source = write_csv(tmp_path / "in.csv", [
+        "SetSource,QualysGuard", "AddHost,10.0.0.1",
+        'AddScanResult,10.0.0.1,"QualysGuard",82003,,icmp,"ICMP timestamp","d","cve_ids:","bugtraq_ids:"',
+        "ScanFlush"])
+    with FMCEmulator(pki=pki, accept_unknown_hosts=True) as fmc:
+        result = run_cli("-server=127.0.0.1", f"-port={fmc.port}", f"-pkcs12={pki.client_pkcs12}",
+                         f"-pl={source}", "csv", env=env())
+    assert result.returncode == 2
+    assert "[WARNING] FMC:" in result.stderr and "replies_with_errors=1" in result.stderr
+
+
+def test_no_pkcs12_given_uses_the_only_one_in_the_directory(tmp_path, pki, fmc, lock_dir):
+    shutil.copy(pki.client_pkcs12, tmp_path / "CertFile.pkcs12")
+    source = write_csv(tmp_path / "in.csv", sample_lines(3))
+    result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pl={source}", "csv", cwd=tmp_path, env=env())
+    assert result.returncode == 0, result.stderr
+
+
+def test_two_pkcs12_files_and_no_option_is_an_error_naming_them(tmp_path, pki, fmc, lock_dir):
+    shutil.copy(pki.client_pkcs12, tmp_path / "a.pkcs12")
+    shutil.copy(pki.client_pkcs12, tmp_path / "b.pkcs12")
+    source = write_csv(tmp_path / "in.csv", sample_lines(3))
+    result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pl={source}", "csv", cwd=tmp_path, env=env())
+    assert result.returncode == 1
+    assert "a.pkcs12, b.pkcs12" in result.stderr and "-pkcs12" in result.stderr
+
+
+@pytest.mark.parametrize("case", ["missing", "wrong-password", "no-password", "corrupt", "unreadable"])
+def test_bad_pkcs12_files_are_one_clear_line(tmp_path, pki, fmc, lock_dir, case):
+    cert = tmp_path / "c.pkcs12"
+    shutil.copy(pki.client_pkcs12, cert)
+    environment = env()
+    if case == "missing":
+        cert.unlink()
+    elif case == "wrong-password":
+        environment = {"QC_PKCS12_PASSWORD": "not-the-password"}
+    elif case == "no-password":
+        environment = {"QC_PKCS12_PASSWORD": ""}
+    elif case == "corrupt":
+        cert.write_bytes(cert.read_bytes()[:100])
+    elif case == "unreadable":
+        if os.geteuid() == 0:
+            cert.write_bytes(b"")       # root reads everything: use an empty file instead
+        else:
+            cert.chmod(0)
+    source = write_csv(tmp_path / "in.csv", sample_lines(2))
+    result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={cert}", f"-pl={source}", "csv", env=environment)
+    assert result.returncode == 1, result.stderr
+    assert "PKCS#12" in result.stderr and "Traceback" not in result.stderr
+    assert "not-the-password" not in result.stderr
+
+
+def test_legacy_pkcs12_encryptions_work(tmp_path, pki, fmc, lock_dir):
+    from qualys_connector.pki import write_client_pkcs12
+    source = write_csv(tmp_path / "in.csv", sample_lines(2))
+    for encryption in ("3des", "rc2", "aes", "none"):
+        path = tmp_path / f"{encryption}.pkcs12"
+        try:
+            write_client_pkcs12(str(path), pki, password=None if encryption == "none" else "legacy-pw",
+                                encryption=encryption)
+        except Exception as exc:  # RC2 needs the openssl CLI with -legacy
+            if encryption == "rc2":
+                continue
+            raise
+        result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={path}", f"-pl={source}", "csv",
+                         env={"QC_PKCS12_PASSWORD": "" if encryption == "none" else "legacy-pw"})
+        assert result.returncode == 0, (encryption, result.stderr)
+
+
+def test_connection_refused(tmp_path, pki, lock_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    source = write_csv(tmp_path / "in.csv", sample_lines(2))
+    result = run_cli("-se=127.0.0.1", f"-po={port}", f"-pk={pki.client_pkcs12}", f"-pl={source}", "csv", env=env())
+    assert result.returncode == 2
+    assert f"cannot connect to the FMC at 127.0.0.1:{port}" in result.stderr
+
+
+def test_untrusted_client_certificate_is_rejected_at_the_handshake(tmp_path, pki, fmc, lock_dir):
+    source = write_csv(tmp_path / "in.csv", sample_lines(2))
+    result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.untrusted_client_pkcs12}",
+                     f"-pl={source}", "csv", env=env())
+    assert result.returncode == 2
+    assert "did not accept the client certificate" in result.stderr
+    assert fmc.stats.data_messages == 0
+
+
+def test_server_closing_mid_run_says_how_far_it_got(tmp_path, pki, lock_dir):
+    from qualys_connector.emulators.fmc.server import FMCEmulator
+    source = write_csv(tmp_path / "in.csv", sample_lines(400))
+    with FMCEmulator(pki=pki, max_size=1024, close_after_data=3, accept_unknown_hosts=True) as fmc:
+        result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.client_pkcs12}", f"-pl={source}",
+                         "csv", env=env())
+    assert result.returncode == 2
+    assert "2 of" in result.stderr and "DATA messages were acknowledged" in result.stderr
+    assert "data_messages=2/" in result.stderr
+
+
+def test_a_line_longer_than_max_size_is_refused_before_any_data(tmp_path, pki, lock_dir):
+    from qualys_connector.emulators.fmc.server import FMCEmulator
+    lines = sample_lines(5)
+    lines.insert(3, 'AddScanResult,10.0.0.9,"X",1,,,"' + "t" * 900 + '","d","cve_ids:","bugtraq_ids:"')
+    source = write_csv(tmp_path / "in.csv", lines)
+    with FMCEmulator(pki=pki, max_size=512, accept_unknown_hosts=True) as fmc:
+        result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.client_pkcs12}", f"-pl={source}",
+                         "csv", env=env())
+        assert fmc.stats.data_messages == 0
+    assert result.returncode == 1
+    assert "line 4" in result.stderr and "512" in result.stderr
+
+
+def test_the_password_never_appears_in_the_log_at_any_level(tmp_path, pki, fmc, lock_dir):
+    source = write_csv(tmp_path / "in.csv", sample_lines(3))
+    log = tmp_path / "run.log"
+    result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.client_pkcs12}",
+                     f"-password={CLIENT_PASSWORD}", "-le=3", f"-lo={log}", "-st", f"-pl={source}", "csv")
+    assert result.returncode == 0, result.stderr
+    everything = result.stderr + result.stdout + log.read_text()
+    assert CLIENT_PASSWORD not in everything
+    assert "visible to other users" in everything
+
+
+def test_no_key_material_is_written_to_disk(tmp_path, pki, fmc, lock_dir):
+    source = write_csv(tmp_path / "in.csv", sample_lines(3))
+    before = set(os.listdir(tmp_path))
+    result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.client_pkcs12}", f"-pl={source}", "csv",
+                     cwd=tmp_path, env=dict(env(), TMPDIR=str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert set(os.listdir(tmp_path)) == before
