@@ -1,0 +1,163 @@
+"""Benchmark of the QualysGuard path: how fast, and how flat in memory, compared with the floor.
+
+For each report size (hosts x 20 findings, 2,000 distinct QIDs, glossary after the hosts, some
+IPv6 hosts) it measures, each in a child process of its own:
+  floor  one plain lxml.etree.iterparse pass that clears every element: the least any Python
+         parser of this file can cost;
+  parse  qualys-connector -csvfile=... with report_file: XML -> host input CSV;
+  send   the same run sending to the FMC emulator started in --sink mode (it only acknowledges).
+and prints wall time, findings per second, peak RSS (from wait4 on that child) and the ratio to
+the floor. The reports are generated once into a cache directory. Results also go to JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZES = (1_000, 10_000, 100_000)
+VULNS = 20
+QIDS = 2_000
+
+FLOOR = r"""
+import sys
+from lxml import etree
+for _, elem in etree.iterparse(sys.argv[1], events=("end",), resolve_entities=False, no_network=True,
+                               load_dtd=False, huge_tree=True):
+    elem.clear()
+"""
+
+
+def bin_path(name: str) -> str:
+    candidate = os.path.join(os.path.dirname(sys.executable), name)
+    return candidate if os.path.exists(candidate) else name
+
+
+def measure(argv: list[str], env: dict | None = None) -> tuple[float, int, int]:
+    """Wall seconds, peak RSS in bytes and exit code of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv[:3])} failed ({proc.returncode}):\n{err[-2000:]}")
+    return elapsed, usage.ru_maxrss * 1024, proc.returncode
+
+
+def ensure_report(cache: str, hosts: int) -> str:
+    from qualys_connector.emulators.qualys.reportgen import generate_report
+    path = os.path.join(cache, f"report-{hosts}x{VULNS}.xml")
+    if not os.path.exists(path):
+        print(f"generating {path} ...", file=sys.stderr)
+        tmp = path + ".partial"
+        with open(tmp, "wb") as out:
+            generate_report(out, hosts=hosts, vulns_per_host=VULNS, distinct_qids=QIDS, seed=7)
+        os.replace(tmp, path)
+    return path
+
+
+def count_findings(report: str, work: str, env: dict) -> int:
+    """Findings the connector emits for the report (from a dry run's CSV), for findings/s."""
+    out = os.path.join(work, "count.csv")
+    config = write_config(work, report)
+    subprocess.run([bin_path("qualys-connector"), f"-c={out}", f"-pl={config}", "-le=1"], env=env, check=True)
+    with open(out, "rb") as fh:
+        return sum(1 for line in fh if line.startswith(b"AddScanResult"))
+
+
+def write_config(work: str, report: str) -> str:
+    path = os.path.join(work, "QualysGuard.yaml")
+    with open(path, "w") as fh:
+        fh.write(f"report_file: {report}\nadd_host: y\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def start_sink(work: str, env: dict) -> tuple[subprocess.Popen, int, str]:
+    from qualys_connector.pki import init_pki
+    pki = init_pki(os.path.join(work, "pki"), client_password="bench")
+    port_file = os.path.join(work, "fmc.port")
+    proc = subprocess.Popen([bin_path("fmc-emulator"), "serve", "--pki", pki.directory, "--port", "0",
+                             "--port-file", port_file, "--sink"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if os.path.exists(port_file) and open(port_file).read().strip():
+            return proc, int(open(port_file).read()), pki.client_pkcs12
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("bench: the FMC emulator did not start")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="qualys-connector benchmark (see BENCHMARKS.md)")
+    parser.add_argument("--quick", action="store_true", help="only the smallest report (1,000 hosts)")
+    parser.add_argument("--sizes", help="comma list of host counts (default 1000,10000,100000)")
+    parser.add_argument("--cache", default=os.path.join(REPO, ".bench-cache"), help="where reports are kept")
+    parser.add_argument("--json", default=None, help="write results here (default: CACHE/bench.json)")
+    args = parser.parse_args(argv)
+    sizes = (SIZES[0],) if args.quick else tuple(int(s) for s in args.sizes.split(",")) if args.sizes else SIZES
+    os.makedirs(args.cache, exist_ok=True)
+    env = dict(os.environ, QC_PKCS12_PASSWORD="bench")
+    work = tempfile.mkdtemp(prefix="qc-bench-")
+    env["QC_LOCK_DIR"] = os.path.join(work, "locks")
+    rows = []
+    sink = None
+    try:
+        sink, port, pkcs12 = start_sink(work, env)
+        for hosts in sizes:
+            report = ensure_report(args.cache, hosts)
+            findings = count_findings(report, work, env)
+            config = write_config(work, report)
+            floor_t, floor_rss, _ = measure([sys.executable, "-c", FLOOR, report], env)
+            parse_t, parse_rss, _ = measure([bin_path("qualys-connector"), f"-c={os.path.join(work, 'out.csv')}",
+                                             f"-pl={config}", "-le=1"], env)
+            send_t, send_rss, _ = measure([bin_path("qualys-connector"), "-server=127.0.0.1", f"-port={port}",
+                                           f"-pkcs12={pkcs12}", f"-pl={config}", "-le=1"], env)
+            for stage, seconds, rss in (("floor", floor_t, floor_rss), ("parse", parse_t, parse_rss),
+                                        ("send", send_t, send_rss)):
+                rows.append({"hosts": hosts, "stage": stage, "seconds": round(seconds, 3),
+                             "findings": findings, "findings_per_s": round(findings / seconds) if seconds else None,
+                             "peak_rss_mb": round(rss / 2**20, 1),
+                             "ratio_to_floor": round(seconds / floor_t, 2) if floor_t else None,
+                             "report_mb": round(os.path.getsize(report) / 1e6, 1)})
+    finally:
+        if sink is not None:
+            sink.terminate()
+            sink.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'hosts':>8} {'stage':>6} {'seconds':>9} {'findings/s':>11} {'peak RSS MB':>12} {'x floor':>8}")
+    for row in rows:
+        print(f"{row['hosts']:>8} {row['stage']:>6} {row['seconds']:>9.2f} {row['findings_per_s'] or 0:>11} "
+              f"{row['peak_rss_mb']:>12.1f} {row['ratio_to_floor'] or 0:>8.2f}")
+    by = {(r["hosts"], r["stage"]): r for r in rows}
+    checks = []
+    if (100_000, "parse") in by:
+        p, f, s = by[(100_000, "parse")], by[(100_000, "floor")], by[(100_000, "send")]
+        checks.append(("parse peak RSS < 150 MB", p["peak_rss_mb"] < 150, f"{p['peak_rss_mb']} MB"))
+        if (10_000, "parse") in by:
+            ratio = p["peak_rss_mb"] / by[(10_000, "parse")]["peak_rss_mb"]
+            checks.append(("RSS(100k) <= 1.2 x RSS(10k)", ratio <= 1.2, f"{ratio:.2f}x"))
+        checks.append(("parse <= 1.5 x floor", p["seconds"] <= 1.5 * f["seconds"], f"{p['seconds'] / f['seconds']:.2f}x"))
+        checks.append(("send <= 1.3 x parse", s["seconds"] <= 1.3 * p["seconds"], f"{s['seconds'] / p['seconds']:.2f}x"))
+    for name, ok, value in checks:
+        print(f"{'MET ' if ok else 'MISS'} {name}: {value}")
+    result = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "rows": rows,
+              "targets": [{"name": n, "met": ok, "value": v} for n, ok, v in checks]}
+    path = args.json or os.path.join(args.cache, "bench.json")
+    with open(path, "w") as fh:
+        json.dump(result, fh, indent=1)
+    print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
