@@ -1,0 +1,94 @@
+"""``fmc-emulator``: mint a PKI, serve the host input protocol, export the network map."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """An FMC host input service on loopback: TLS + TLV on port 8307, network map in SQLite."""
+
+
+@main.command("init-pki")
+@click.argument("directory")
+@click.option("--client-password-env", metavar="VAR",
+              help="Encrypt client.pkcs12 with the password in this environment variable.")
+def init_pki_command(directory, client_password_env):
+    """Mint a CA, the emulator's server certificate and a client PKCS#12 into DIRECTORY."""
+    from ...pki import init_pki
+    password = os.environ.get(client_password_env) if client_password_env else None
+    if client_password_env and not password:
+        raise click.UsageError(f"the environment variable {client_password_env} is empty")
+    paths = init_pki(directory, client_password=password)
+    click.echo(f"wrote {paths.ca_cert}, {paths.server_cert}, {paths.server_key},")
+    click.echo(f"      {paths.client_pkcs12} (the client certificate), {paths.untrusted_client_pkcs12}")
+    click.echo(f"serve with:   fmc-emulator serve --pki {directory}")
+    click.echo(f"connect with: qualys-connector -server=127.0.0.1 -pkcs12={paths.client_pkcs12}"
+               + (f"  (password from ${client_password_env}: export QC_PKCS12_PASSWORD=\"${client_password_env}\")"
+                  if client_password_env else ""))
+
+
+@main.command("serve")
+@click.option("--pki", "pki_dir", required=True, metavar="DIR", help="Directory written by init-pki.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (::1 for IPv6).")
+@click.option("--port", default=8307, show_default=True, type=click.IntRange(0, 65535), help="0 = a free port.")
+@click.option("--port-file", metavar="FILE", help="Write the port here once listening.")
+@click.option("--max-size", default=65536, show_default=True, type=click.IntRange(64, 2**31 - 1),
+              help="MAX_SIZE announced to clients.")
+@click.option("--db", default=":memory:", show_default=True, help="SQLite file for the network map.")
+@click.option("--sink", is_flag=True, help="Only acknowledge (for benchmarks): store nothing.")
+@click.option("--accept-unknown-hosts", is_flag=True,
+              help="Keep scan results for hosts not in the map (default: drop them, like add_host: n).")
+@click.option("--known-host", "known_hosts", multiple=True, metavar="IP", help="Pre-seed the map with a host.")
+def serve_command(pki_dir, host, port, port_file, max_size, db, sink, accept_unknown_hosts, known_hosts):
+    """Serve the host input protocol until SIGTERM/SIGINT, then print the map summary."""
+    from .server import FMCEmulator
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s")
+    paths = [os.path.join(pki_dir, name) for name in ("ca.pem", "server.pem", "server.key")]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise click.UsageError(f"{missing[0]} is missing: run fmc-emulator init-pki {pki_dir} first")
+    emulator = FMCEmulator(host, port, ca_cert=paths[0], server_cert=paths[1], server_key=paths[2],
+                           max_size=max_size, db=db, sink=sink, accept_unknown_hosts=accept_unknown_hosts,
+                           known_hosts=known_hosts, record_messages=False)
+    try:
+        emulator.start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host} port {port}: {exc.strerror}")
+    if port_file:
+        tmp = port_file + ".tmp"
+        with open(tmp, "w") as fh:
+            fh.write(str(emulator.port))
+        os.replace(tmp, port_file)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    emulator.stop()
+    summary = emulator.netmap.summary()
+    s = emulator.stats
+    click.echo(f"network map: {summary['hosts']} hosts, {summary['scan_results']} scan results; "
+               f"{s.connections} connections, {s.data_messages} DATA messages, {s.error_lines} error lines, "
+               f"{s.dropped_unknown_host} results for unknown hosts dropped", err=True)
+
+
+@main.command("export")
+@click.option("--db", required=True, help="SQLite file given to serve --db.")
+def export_command(db):
+    """Print the network map as JSON."""
+    from .netmap import NetworkMap
+    if not os.path.exists(db):
+        raise click.UsageError(f"{db} does not exist")
+    json.dump(NetworkMap(db).export(), sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
