@@ -1,0 +1,490 @@
+"""Qualys VM API v2 on loopback: the calls qualys-connector and censys-qualys make, answered the Qualys way.
+
+Faithful to the qualys-api spec where it is sure: basic auth, ``X-Requested-With`` required,
+GET or POST form parameters, SIMPLE_RETURN / REPORT_LIST_OUTPUT / IP_LIST_OUTPUT documents with
+their DOCTYPE lines, the six limit headers on every answer, 409 + CODE 1960 when more calls run
+at once than the concurrency limit, reports that go Submitted → Running → Finished, the report
+body streamed (a generated million-host report costs no memory), excluded IPs IPv4 only.
+Where the spec is unsure (marked [?]) the choice is ours: the CODE for a missing
+``X-Requested-With`` header, the CODE for fetching an unfinished report, the HTTP status of a
+CODE 999 answer (200 here).
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import itertools
+import os
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape
+
+from .reportgen import generate_report
+
+REPORT_FAULTS = {"errors", "canceled", "simple-return", "truncated"}
+CALL_FAULTS = {"409-1960", "409-1965", "401", "503", "busy"}
+
+
+@dataclass
+class TemplateSpec:
+    """What a report template produces: a file, a generated report, or a fault."""
+
+    path: str | None = None
+    hosts: int = 0
+    vulns_per_host: int = 20
+    seed: int = 1
+    distinct_qids: int = 2000
+    ipv6_every: int = 10
+    fault: str | None = None          # errors | canceled | simple-return | truncated
+    delay: float | None = None        # overrides the emulator's report_delay
+
+    def write(self, out) -> None:
+        if self.path:
+            with open(self.path, "rb") as fh:
+                while True:
+                    chunk = fh.read(1 << 16)
+                    if not chunk:
+                        return
+                    out.write(chunk)
+        else:
+            generate_report(out, hosts=self.hosts, vulns_per_host=self.vulns_per_host, seed=self.seed,
+                            distinct_qids=self.distinct_qids, ipv6_every=self.ipv6_every)
+
+
+@dataclass
+class Report:
+    report_id: str
+    template_id: str
+    launched: float
+    delay: float
+    fault: str | None
+    user: str
+    canceled: bool = False
+
+    def state(self, now: float) -> str:
+        if self.canceled or self.fault == "canceled" and now - self.launched >= self.delay:
+            return "Canceled"
+        if now - self.launched < self.delay / 3:
+            return "Submitted"
+        if now - self.launched < self.delay:
+            return "Running"
+        return "Errors" if self.fault == "errors" else "Finished"
+
+
+@dataclass
+class State:
+    asset_ips: set = field(default_factory=set)
+    excluded_ips: set = field(default_factory=set)
+    reports: dict = field(default_factory=dict)
+    request_log: list = field(default_factory=list)
+    max_concurrent_reports: int = 0
+    max_concurrent_calls: int = 0
+    deleted_reports: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def _now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def simple_return(text: str, code: str | None = None, items: dict | None = None) -> bytes:
+    parts = ['<?xml version="1.0" encoding="UTF-8" ?>\n'
+             '<!DOCTYPE SIMPLE_RETURN SYSTEM "https://qualysapi.qualys.com/api/2.0/simple_return.dtd">\n'
+             f"<SIMPLE_RETURN>\n  <RESPONSE>\n    <DATETIME>{_now_iso()}</DATETIME>\n"]
+    if code is not None:
+        parts.append(f"    <CODE>{code}</CODE>\n")
+    parts.append(f"    <TEXT>{escape(text)}</TEXT>\n")
+    if items:
+        parts.append("    <ITEM_LIST>\n")
+        for key, value in items.items():
+            parts.append(f"      <ITEM>\n        <KEY>{escape(key)}</KEY>\n        <VALUE>{escape(str(value))}</VALUE>\n      </ITEM>\n")
+        parts.append("    </ITEM_LIST>\n")
+    parts.append("  </RESPONSE>\n</SIMPLE_RETURN>\n")
+    return "".join(parts).encode()
+
+
+def _ip_list(entries) -> bytes:
+    rows = "".join(f"        <IP_RANGE>{e}</IP_RANGE>\n" if "-" in e else f"        <IP>{e}</IP>\n"
+                   for e in entries)
+    return ('<?xml version="1.0" encoding="UTF-8" ?>\n'
+            '<!DOCTYPE IP_LIST_OUTPUT SYSTEM "https://qualysapi.qualys.com/api/2.0/fo/asset/ip/ip_list_output.dtd">\n'
+            f"<IP_LIST_OUTPUT>\n  <RESPONSE>\n    <DATETIME>{_now_iso()}</DATETIME>\n"
+            f"    <IP_SET>\n{rows}    </IP_SET>\n  </RESPONSE>\n</IP_LIST_OUTPUT>\n").encode()
+
+
+def _expand(ips: str) -> list[str]:
+    """``a,b-c,10.0.0.0/30`` → single addresses (the emulator stores single IPs)."""
+    out = []
+    for entry in (e.strip() for e in ips.split(",")):
+        if not entry:
+            continue
+        if "/" in entry:
+            out.extend(str(a) for a in ipaddress.ip_network(entry, strict=False))
+        elif "-" in entry:
+            low, high = (ipaddress.ip_address(p.strip()) for p in entry.split("-", 1))
+            if int(high) - int(low) > 65536:
+                raise ValueError(f"range {entry} too large for the emulator")
+            out.extend(str(ipaddress.ip_address(v)) for v in range(int(low), int(high) + 1))
+        else:
+            out.append(str(ipaddress.ip_address(entry)))
+    return out
+
+
+class _Chunked:
+    """File-like writer that frames what it is given as HTTP/1.1 chunks."""
+
+    def __init__(self, wfile, limit: int | None = None):
+        self.wfile, self.limit, self.sent = wfile, limit, 0
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> None:
+        if self.limit is not None:
+            if self.sent >= self.limit:
+                raise _Truncate()
+            data = data[: self.limit - self.sent]
+        self._buffer += data
+        self.sent += len(data)
+        if len(self._buffer) >= 1 << 16:
+            self.flush()
+        if self.limit is not None and self.sent >= self.limit:
+            raise _Truncate()
+
+    def flush(self) -> None:
+        if self._buffer:
+            self.wfile.write(b"%x\r\n" % len(self._buffer) + bytes(self._buffer) + b"\r\n")
+            self._buffer.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+
+class _Truncate(Exception):
+    pass
+
+
+class QualysEmulator:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, users: dict[str, str] | None = None,
+                 templates: dict[str, TemplateSpec] | None = None, report_delay: float = 0.0,
+                 tls_dir: str | None = None, concurrency_limit: int = 2, rate_limit: int = 300,
+                 max_running_reports: int = 8):
+        self.host, self.requested_port = host, port
+        self.users = users or {"user": "pass"}
+        self.templates = {str(k): v for k, v in (templates or {}).items()}
+        self.report_delay, self.concurrency_limit, self.rate_limit = report_delay, concurrency_limit, rate_limit
+        self.max_running_reports = max_running_reports
+        self.tls_dir, self.ca_cert = tls_dir, None
+        self.state = State()
+        self._faults: list[str] = []
+        self._ids = itertools.count(1212970)
+        self._calls_running = 0
+        self._remaining = rate_limit
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ control
+    def inject(self, fault: str, template_id: str | None = None) -> None:
+        """A call fault for the next call (``409-1960``, ``409-1965``, ``401``, ``503``, ``busy``),
+        or a report fault for a template (``errors``, ``canceled``, ``simple-return``, ``truncated``)."""
+        if template_id is not None:
+            self.templates[str(template_id)].fault = fault
+        else:
+            if fault not in CALL_FAULTS:
+                raise ValueError(f"unknown call fault {fault!r}")
+            with self.state.lock:
+                self._faults.append(fault)
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls_dir else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    def start(self) -> int:
+        emulator = self
+
+        class Handler(_Handler):
+            pass
+        Handler.emulator = emulator
+        server_class = ThreadingHTTPServer
+        if ":" in self.host:
+            class V6(ThreadingHTTPServer):
+                address_family = socket.AF_INET6
+            server_class = V6
+        self._server = server_class((self.host, self.requested_port), Handler)
+        self._server.daemon_threads = True
+        if self.tls_dir:
+            from ...pki import init_pki
+            paths = init_pki(self.tls_dir, hosts=("localhost", "127.0.0.1", "::1"))
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(paths.server_cert, paths.server_key)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.ca_cert = paths.ca_cert
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="qualys-emulator", daemon=True)
+        self._thread.start()
+        return self.port
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> "QualysEmulator":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ helpers for the handler
+    def next_fault(self) -> str | None:
+        with self.state.lock:
+            return self._faults.pop(0) if self._faults else None
+
+    def running_reports(self, now: float) -> int:
+        return sum(1 for r in self.state.reports.values() if r.state(now) in ("Submitted", "Running"))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    emulator: QualysEmulator
+    protocol_version = "HTTP/1.1"
+    server_version = "QualysEmulator/1.0"
+
+    def log_message(self, fmt, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):
+        self._handle()
+
+    def do_POST(self):
+        self._handle()
+
+    # ------------------------------------------------------------------ plumbing
+    def _params(self) -> dict[str, str]:
+        url = urlsplit(self.path)
+        params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            body = self.rfile.read(length).decode("utf-8", "replace")
+            params.update({k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()})
+        return params
+
+    def _limit_headers(self) -> list[tuple[str, str]]:
+        e = self.emulator
+        return [("X-RateLimit-Limit", str(e.rate_limit)), ("X-RateLimit-Window-Sec", "3600"),
+                ("X-RateLimit-Remaining", str(max(e._remaining, 0))), ("X-RateLimit-ToWait-Sec", "0"),
+                ("X-Concurrency-Limit-Limit", str(e.concurrency_limit)),
+                ("X-Concurrency-Limit-Running", str(e._calls_running))]
+
+    def _send(self, status: int, body: bytes, headers=()) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/xml;charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in list(self._limit_headers()) + list(headers):
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _user(self) -> str | None:
+        header = self.headers.get("Authorization") or ""
+        if not header.startswith("Basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except Exception:
+            return None
+        return user if self.emulator.users.get(user) == password else None
+
+    def _handle(self) -> None:
+        e = self.emulator
+        path = urlsplit(self.path).path
+        params = self._params()
+        with e.state.lock:
+            e.state.request_log.append((path, params.get("action"), {k: v for k, v in params.items() if k != "ips"}))
+            e._remaining -= 1
+            e._calls_running += 1
+            e.state.max_concurrent_calls = max(e.state.max_concurrent_calls, e._calls_running)
+            too_many = e._calls_running > e.concurrency_limit
+        try:
+            user = self._user()
+            if user is None:
+                self.send_response(401)
+                body = simple_return("Bad Login/Password", "2000")  # the seed shows 2010 for this text [?]
+                self.send_header("WWW-Authenticate", 'Basic realm="QualysGuard"')
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Type", "text/xml;charset=UTF-8")
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            if not self.headers.get("X-Requested-With"):
+                return self._send(400, simple_return("Missing required header X-Requested-With", "1903"))  # CODE [?]
+            fault = e.next_fault()
+            if fault == "401":
+                return self._send(401, simple_return("Bad Login/Password", "2000"))
+            if fault == "503":
+                return self._send(503, b"<html><body>Service Unavailable: planned maintenance</body></html>")
+            if fault == "409-1965":
+                return self._send(409, simple_return("This API cannot be run again for another 0 hours, 0 minutes and 2 seconds.",
+                                                     "1965", {"SECONDS_TO_WAIT": 2}), [("X-RateLimit-ToWait-Sec", "2")])
+            if fault == "409-1960" or too_many:
+                return self._send(409, simple_return("This API cannot be run again until 1 currently running "
+                                                     "instance has finished.", "1960", {"CALLS_TO_FINISH": 1}))
+            if path == "/api/2.0/fo/report/":
+                return self._report(params, user, busy=fault == "busy")
+            if path == "/api/2.0/fo/asset/ip/":
+                return self._asset_ip(params)
+            if path == "/api/2.0/fo/asset/excluded_ip/":
+                return self._excluded_ip(params)
+            if path == "/msp/report_template_list.php":
+                return self._template_list()
+            return self._send(404, simple_return(f"Unknown API path {path}", "1903"))
+        finally:
+            with e.state.lock:
+                e._calls_running -= 1
+
+    # ------------------------------------------------------------------ reports
+    def _report(self, params, user, busy=False):
+        e = self.emulator
+        action = params.get("action")
+        now = time.monotonic()
+        if action == "launch":
+            template_id = params.get("template_id", "")
+            if not params.get("output_format"):
+                return self._send(400, simple_return("Missing required parameter output_format", "1903"))
+            spec = e.templates.get(template_id)
+            if spec is None:
+                return self._send(200, simple_return("Internal error. Please contact customer support.", "999",
+                                                     {"Incident Signature": "Tried to launch invalid report."}))
+            with e.state.lock:
+                if busy or e.running_reports(now) >= e.max_running_reports:
+                    return self._send(200, simple_return("Max number of allowed reports already running. "
+                                                         "Please try again later."))
+                report_id = str(next(e._ids))
+                delay = spec.delay if spec.delay is not None else e.report_delay
+                e.state.reports[report_id] = Report(report_id, template_id, now, delay, spec.fault, user)
+                e.state.max_concurrent_reports = max(e.state.max_concurrent_reports, e.running_reports(now))
+            return self._send(200, simple_return("New report launched", None, {"ID": report_id}))
+        report = e.state.reports.get(params.get("id", ""))
+        if action == "list":
+            rows = ""
+            if report is not None:
+                state = report.state(now)
+                percent = "" if state != "Running" else f"<PERCENT>{min(99, int(100 * (now - report.launched) / max(report.delay, 0.001)))}</PERCENT>"
+                message = "<MESSAGE><![CDATA[Report generation failed: scan data unavailable]]></MESSAGE>" if state == "Errors" else ""
+                rows = (f"      <REPORT>\n        <ID>{report.report_id}</ID>\n"
+                        f"        <TITLE><![CDATA[Template {report.template_id}]]></TITLE>\n"
+                        f"        <TYPE>Scan</TYPE>\n        <USER_LOGIN>{report.user}</USER_LOGIN>\n"
+                        f"        <LAUNCH_DATETIME>{_now_iso()}</LAUNCH_DATETIME>\n        <OUTPUT_FORMAT>XML</OUTPUT_FORMAT>\n"
+                        f"        <SIZE>{'-' if state != 'Finished' else '1.0 MB'}</SIZE>\n"
+                        f"        <STATUS><STATE>{state}</STATE>{message}{percent}</STATUS>\n"
+                        f"        <EXPIRATION_DATETIME>{_now_iso()}</EXPIRATION_DATETIME>\n      </REPORT>\n")
+            body = ('<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE REPORT_LIST_OUTPUT SYSTEM '
+                    '"https://qualysapi.qualys.com/api/2.0/fo/report/report_list_output.dtd">\n'
+                    f"<REPORT_LIST_OUTPUT>\n  <RESPONSE>\n    <DATETIME>{_now_iso()}</DATETIME>\n"
+                    + (f"    <REPORT_LIST>\n{rows}    </REPORT_LIST>\n" if rows else "")
+                    + "  </RESPONSE>\n</REPORT_LIST_OUTPUT>\n")
+            return self._send(200, body.encode())
+        if report is None:
+            return self._send(400, simple_return(f"parameter id has invalid value: {params.get('id')}", "1905"))
+        if action == "delete":
+            with e.state.lock:
+                e.state.reports.pop(report.report_id, None)
+                e.state.deleted_reports.append(report.report_id)
+            return self._send(200, simple_return("Report deleted", None, {"ID": report.report_id}))
+        if action == "cancel":
+            report.canceled = True
+            return self._send(200, simple_return("Report canceled", None, {"ID": report.report_id}))
+        if action == "fetch":
+            if report.state(now) != "Finished":
+                return self._send(400, simple_return("Report is not finished yet", "999"))  # CODE [?]
+            if report.fault == "simple-return":
+                return self._send(200, simple_return("Internal error. Please contact customer support.", "999",
+                                                     {"Incident Signature": "Report file unavailable."}))
+            return self._stream_report(e.templates[report.template_id], truncated=report.fault == "truncated")
+        return self._send(400, simple_return(f"parameter action has invalid value: {action}", "1905"))
+
+    def _stream_report(self, spec: TemplateSpec, truncated: bool):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Content-Disposition", 'attachment; filename="report.xml"')
+        for name, value in self._limit_headers():
+            self.send_header(name, value)
+        self.end_headers()
+        limit = None
+        if truncated:
+            limit = 2000 if not spec.path else max(100, os.path.getsize(spec.path) // 2)
+        writer = _Chunked(self.wfile, limit)
+        try:
+            spec.write(writer)
+        except _Truncate:
+            pass  # the body ends cleanly, mid-XML: what a cut-off report looks like on disk
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        writer.close()
+
+    # ------------------------------------------------------------------ asset IPs
+    def _asset_ip(self, params):
+        e = self.emulator
+        action = params.get("action")
+        if action == "list":
+            return self._send(200, _ip_list(sorted(e.state.asset_ips, key=_sort_key)))
+        if action == "add":
+            if params.get("enable_vm") != "1" and params.get("enable_pc") != "1":
+                return self._send(400, simple_return("At least one of enable_vm or enable_pc must be 1", "1903"))
+            try:
+                ips = _expand(params.get("ips", ""))
+            except ValueError as exc:
+                return self._send(400, simple_return(f"parameter ips has invalid value: {exc}", "1905"))
+            if not ips:
+                return self._send(400, simple_return("Missing required parameter ips", "1903"))
+            with e.state.lock:
+                e.state.asset_ips.update(ips)
+            return self._send(200, simple_return("IPs successfully added to Vulnerability Management"))
+        return self._send(400, simple_return(f"parameter action has invalid value: {action}", "1905"))
+
+    def _excluded_ip(self, params):
+        e = self.emulator
+        action = params.get("action")
+        if action == "list":
+            return self._send(200, _ip_list(sorted(e.state.excluded_ips, key=_sort_key)))
+        if action in ("add", "remove"):
+            if not params.get("comment"):
+                return self._send(400, simple_return("Missing required parameter comment", "1903"))
+            try:
+                ips = _expand(params.get("ips", ""))
+            except ValueError as exc:
+                return self._send(400, simple_return(f"parameter ips has invalid value: {exc}", "1905"))
+            if any(":" in ip for ip in ips):
+                return self._send(400, simple_return("parameter ips has invalid value: IPv6 addresses are not "
+                                                     "supported for excluded IPs", "1905"))
+            with e.state.lock:
+                if action == "add":
+                    e.state.excluded_ips.update(ips)
+                    return self._send(200, simple_return("IPs successfully added to excluded IPs list"))
+                e.state.excluded_ips.difference_update(ips)
+            return self._send(200, simple_return("Removed IPs from Excluded IPs list.", None,
+                                                 {"Removed IPs": ",".join(ips)}))
+        return self._send(400, simple_return(f"parameter action has invalid value: {action}", "1905"))
+
+    def _template_list(self):
+        rows = "".join(f"  <REPORT_TEMPLATE>\n    <ID>{tid}</ID>\n    <TYPE>Auto</TYPE>\n"
+                       f"    <TEMPLATE_TYPE>Scan</TEMPLATE_TYPE>\n    <TITLE><![CDATA[Emulated template {tid}]]></TITLE>\n"
+                       f"  </REPORT_TEMPLATE>\n" for tid in self.emulator.templates)
+        body = ('<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE REPORT_TEMPLATE_LIST SYSTEM '
+                '"https://qualysapi.qualys.com/report_template_list.dtd">\n'
+                f"<REPORT_TEMPLATE_LIST>\n{rows}</REPORT_TEMPLATE_LIST>\n")
+        return self._send(200, body.encode())
+
+
+def _sort_key(ip: str):
+    address = ipaddress.ip_address(ip)
+    return (address.version, int(address))

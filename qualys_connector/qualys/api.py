@@ -1,0 +1,322 @@
+"""Qualys VM API v2 client (httpx): report lifecycle and asset IP lists, with Qualys's limits honoured.
+
+Every call is a POST with a form body (IP lists never go into a URL), basic auth and the
+mandatory ``X-Requested-With`` header, with explicit timeouts. httpx errors and Qualys error
+documents are translated into the ``errors.py`` tree here, in ``_call``, and nowhere else.
+Retries: CODE 1965 (rate limit) waits what Qualys asks, unless that exceeds what is left of
+``max_wait``; CODE 1960 (concurrency) backs off a bounded number of times; 502/503/504 are
+retried; every other error is final and carries Qualys's CODE and TEXT.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Callable
+
+import httpx
+
+from .. import __version__
+from ..errors import QualysAuthError, QualysError, QualysReportError
+from ..logsetup import add_secret, get_logger
+from .responses import (Limits, ReportStatus, ResponseFormatError, SimpleReturn, chunk_ips, collapse_ranges,
+                        parse_ip_list, parse_limits, parse_report_list, parse_simple_return)
+
+log = get_logger()
+
+REPORT = "/api/2.0/fo/report/"
+ASSET_IP = "/api/2.0/fo/asset/ip/"
+EXCLUDED_IP = "/api/2.0/fo/asset/excluded_ip/"
+
+AUTH_CODES = {"2000", "2010", "2001", "2003", "2007", "2011", "2014"}
+BUSY_TEXT = "max number of allowed reports already running"
+CONCURRENCY_BACKOFF = (15, 30, 60, 60, 60)
+UNAVAILABLE_BACKOFF = (10, 30, 60)
+_ROOT = re.compile(rb"<([A-Za-z_][\w.-]*)")
+
+_AUTH_HINT = ("check user_id and password (or QC_QUALYS_PASSWORD), and that url is your platform's API "
+              "server (qualysapi.*, see the README)")
+
+
+class QualysClient:
+    def __init__(self, url: str, user: str, password: str, *, proxy: str | None = None,
+                 proxy_username: str | None = None, proxy_password: str | None = None,
+                 verify: bool | str = True, timeout: float = 60.0, poll_interval: float = 30.0,
+                 max_wait: float = 3600.0, user_agent: str | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 transport: httpx.BaseTransport | None = None):
+        add_secret(password)
+        add_secret(proxy_password)
+        self.url, self.user = url.rstrip("/"), user
+        self.poll_interval, self.max_wait, self.timeout = poll_interval, max_wait, timeout
+        self.sleep, self.clock = sleep, clock
+        self.limits = Limits()
+        self._started = clock()
+        proxy_obj = None
+        if proxy:
+            proxy_obj = httpx.Proxy(proxy, auth=(proxy_username, proxy_password or "") if proxy_username else None)
+        self._http = httpx.Client(
+            base_url=self.url, auth=(user, password),
+            headers={"X-Requested-With": "qualys-connector", "User-Agent": user_agent or f"qualys-connector/{__version__}"},
+            timeout=httpx.Timeout(timeout, connect=15.0), verify=verify, proxy=proxy_obj,
+            transport=transport, follow_redirects=False, trust_env=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "QualysClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the one boundary
+    def _budget_left(self) -> float:
+        return self.max_wait - (self.clock() - self._started)
+
+    def _call(self, path: str, data: dict, what: str, *, stream_to: str | None = None) -> bytes:
+        """POST and return the body (or stream it into ``stream_to``); retries per the module doc."""
+        concurrency_tries = unavailable_tries = rate_tries = 0
+        while True:
+            try:
+                if stream_to is None:
+                    response = self._http.post(path, data=data)
+                    body = response.content
+                else:
+                    body, response = self._stream(path, data, stream_to, what)
+            except httpx.ProxyError as exc:
+                raise QualysError(f"the proxy refused the connection to Qualys for {what}: {_reason(exc)}",
+                                  "check proxy, proxy_username and proxy_password") from None
+            except httpx.ConnectError as exc:
+                reason = _reason(exc)
+                if "CERTIFICATE_VERIFY_FAILED" in reason or "certificate verify failed" in reason:
+                    raise QualysError(f"the TLS certificate of {self.url} could not be verified ({reason})",
+                                      "set ca_bundle to the CA that signed it (verify: n turns checking off; "
+                                      "do not do that in production)") from None
+                raise QualysError(f"cannot connect to Qualys at {self.url} for {what}: {reason}",
+                                  "check url, the network path to port 443 and the proxy settings") from None
+            except httpx.TimeoutException:
+                raise QualysError(f"Qualys at {self.url} did not answer {what} within {self.timeout:.0f} s",
+                                  "try again later, or raise timeout in QualysGuard.yaml") from None
+            except httpx.HTTPError as exc:
+                raise QualysError(f"the connection to Qualys broke during {what}: {_reason(exc)}",
+                                  "run again") from None
+            self.limits = parse_limits(response.headers)
+            if self.limits.remaining is not None and self.limits.remaining <= 10:
+                log.warning("only %d Qualys API calls left in this window", self.limits.remaining)
+            status = response.status_code
+            simple = _maybe_simple(body)
+            if status == 407:
+                raise QualysAuthError("the proxy asks for credentials (HTTP 407)",
+                                      "set proxy_username and proxy_password (or QC_PROXY_PASSWORD)")
+            if status == 401 or (simple and simple.code in AUTH_CODES):
+                code = simple.code if simple else None
+                text = simple.text if simple else "Unauthorized"
+                raise QualysAuthError(f"Qualys refused {what} for user {self.user}: "
+                                      f"{'CODE ' + code + ': ' if code else ''}{text} (HTTP {status})",
+                                      _AUTH_HINT, code=code, text=text, status=status)
+            if status == 409 and simple is not None and simple.code == "1965":
+                wait = self.limits.to_wait_sec or _int(simple.item("SECONDS_TO_WAIT")) or 60
+                rate_tries += 1
+                if wait > self._budget_left() or rate_tries > 10:
+                    raise QualysError(f"Qualys's API rate limit is used up: CODE 1965: {simple.text}",
+                                      f"Qualys asks to wait {wait} s, longer than max_wait allows; run later",
+                                      code="1965", text=simple.text, status=status)
+                log.warning("Qualys rate limit reached (CODE 1965); waiting %d s as Qualys asks", wait)
+                self.sleep(wait + 1)
+                continue
+            if status == 409 and (simple is None or simple.code == "1960"):
+                if concurrency_tries < len(CONCURRENCY_BACKOFF):
+                    wait = CONCURRENCY_BACKOFF[concurrency_tries]
+                    concurrency_tries += 1
+                    log.warning("Qualys's concurrency limit is reached (CODE 1960: another call of this "
+                                "account is running); retrying in %d s", wait)
+                    self.sleep(wait)
+                    continue
+            if status in (502, 503, 504) and unavailable_tries < len(UNAVAILABLE_BACKOFF):
+                wait = UNAVAILABLE_BACKOFF[unavailable_tries]
+                unavailable_tries += 1
+                log.warning("Qualys answered HTTP %d to %s (maintenance?); retrying in %d s", status, what, wait)
+                self.sleep(wait)
+                continue
+            if simple is not None and simple.failed:
+                raise _code_error(simple, what, status)
+            if status >= 400:
+                raise QualysError(f"Qualys answered HTTP {status} to {what}",
+                                  "run again later; if it persists, check url", status=status)
+            return body
+
+    def _stream(self, path: str, data: dict, dest: str, what: str):
+        with self._http.stream("POST", path, data=data,
+                               timeout=httpx.Timeout(max(self.timeout, 300.0), connect=15.0)) as response:
+            if response.status_code != 200:
+                return response.read(), response
+            head = b""
+            with open(dest, "wb") as out:
+                for chunk in response.iter_bytes(1 << 20):
+                    if len(head) < 4096:
+                        head += chunk[:4096]
+                    out.write(chunk)
+            match = _ROOT.search(_strip_prolog(head))
+            root = match.group(1).decode() if match else None
+            if root == "SIMPLE_RETURN":
+                with open(dest, "rb") as fh:
+                    return fh.read(1 << 20), response
+            if root is None:
+                raise QualysReportError(f"Qualys sent an empty or unreadable body for {what}",
+                                        "run again; the report may have expired")
+            return b"", response
+
+    # ------------------------------------------------------------------ reports
+    def launch_report(self, template_id: str) -> str:
+        data = {"action": "launch", "template_id": str(template_id), "output_format": "xml",
+                "report_title": f"qualys-connector template {template_id}"}
+        for attempt in range(6):
+            simple = parse_simple_return(self._call(REPORT, data, f"launching the report of template {template_id}"))
+            report_id = simple.item("ID")
+            if report_id:
+                log.info("Qualys launched report %s for template %s", report_id, template_id)
+                return report_id
+            if BUSY_TEXT in simple.text.lower() and attempt < 5:
+                wait = 30 * (attempt + 1)
+                log.warning("Qualys: %s; trying again in %d s", simple.text, wait)
+                self.sleep(wait)
+                continue
+            raise QualysReportError(f"Qualys did not launch the report of template {template_id}: {simple.text}",
+                                    "check template_id and that it makes an XML scan report", text=simple.text)
+        raise QualysReportError("Qualys kept answering that the maximum number of reports is running",
+                                "run again later")
+
+    def report_status(self, report_id: str) -> ReportStatus:
+        body = self._call(REPORT, {"action": "list", "id": str(report_id)}, f"the status of report {report_id}")
+        try:
+            return parse_report_list(body, report_id)
+        except ResponseFormatError as exc:
+            raise QualysError(f"unexpected answer to the report list: {exc}") from None
+
+    def wait_for_report(self, report_id: str, progress: Callable[[ReportStatus], None] | None = None) -> None:
+        started = self.clock()
+        last_state = None
+        while True:
+            status = self.report_status(report_id)
+            if status.state == "Finished":
+                log.info("report %s is finished", report_id)
+                return
+            if status.state in ("Submitted", "Running"):
+                if status.state != last_state or (status.percent and progress is None):
+                    log.info("report %s is %s%s", report_id, status.state,
+                             f" ({status.percent}%)" if status.percent else "")
+                last_state = status.state
+                if progress:
+                    progress(status)
+                waited = self.clock() - started
+                if waited >= self.max_wait:
+                    raise QualysReportError(f"report {report_id} is still {status.state} after {waited:.0f} s",
+                                            "raise max_wait in QualysGuard.yaml or use a smaller template")
+                self.sleep(self.poll_interval)
+                continue
+            if status.state is None:
+                raise QualysReportError(f"report {report_id} vanished from Qualys's report list (deleted or expired)",
+                                        "run again")
+            raise QualysReportError(f"Qualys could not build report {report_id}: state {status.state}"
+                                    f"{': ' + ' '.join(status.message.split()) if status.message else ''}",
+                                    "check the template in Qualys and run again")
+
+    def fetch_report(self, report_id: str, dest: str) -> None:
+        body = self._call(REPORT, {"action": "fetch", "id": str(report_id)}, f"downloading report {report_id}",
+                          stream_to=dest)
+        if body:
+            simple = _maybe_simple(body)
+            if simple is not None:
+                raise _code_error(simple, f"downloading report {report_id}", 200) if simple.failed else \
+                    QualysReportError(f"Qualys sent a message instead of report {report_id}: {simple.text}")
+
+    def delete_report(self, report_id: str) -> None:
+        try:
+            self._call(REPORT, {"action": "delete", "id": str(report_id)}, f"deleting report {report_id}")
+            log.debug("deleted report %s from Qualys", report_id)
+        except QualysError as exc:
+            log.warning("could not delete report %s from Qualys: %s", report_id, exc.message)
+
+    def download_report(self, template_id: str, dest: str, progress=None) -> str:
+        """Launch → wait → fetch (streamed to ``dest``) → delete; returns the report ID."""
+        report_id = self.launch_report(template_id)
+        try:
+            self.wait_for_report(report_id, progress)
+            self.fetch_report(report_id, dest)
+        finally:
+            self.delete_report(report_id)
+        return report_id
+
+    def probe_concurrency_limit(self) -> int | None:
+        """One cheap call to learn ``X-Concurrency-Limit-Limit`` for the report API."""
+        self._call(REPORT, {"action": "list", "id": "0"}, "reading the API limits")
+        return self.limits.concurrency_limit
+
+    # ------------------------------------------------------------------ asset IPs
+    def _ip_action(self, path: str, action: str, ips: list[str], what: str, **extra) -> str:
+        texts = []
+        for chunk in chunk_ips(collapse_ranges(ips)):
+            data = {"action": action, "ips": ",".join(chunk), **{k: v for k, v in extra.items() if v is not None}}
+            texts.append(parse_simple_return(self._call(path, data, what)).text)
+        return "; ".join(dict.fromkeys(texts))
+
+    def add_ips(self, ips: list[str], *, enable_vm: bool = True, comment: str | None = None) -> str:
+        return self._ip_action(ASSET_IP, "add", ips, "adding IPs to the subscription",
+                               enable_vm="1" if enable_vm else "0", comment=comment)
+
+    def list_ips(self) -> list[str]:
+        return parse_ip_list(self._call(ASSET_IP, {"action": "list"}, "listing the subscription's IPs"))
+
+    def add_excluded_ips(self, ips: list[str], comment: str, expiry_days: int | None = None) -> str:
+        return self._ip_action(EXCLUDED_IP, "add", ips, "adding IPs to the excluded list",
+                               comment=comment[:1024], expiry_days=str(expiry_days) if expiry_days else None)
+
+    def remove_excluded_ips(self, ips: list[str], comment: str) -> str:
+        return self._ip_action(EXCLUDED_IP, "remove", ips, "removing IPs from the excluded list",
+                               comment=comment[:1024])
+
+    def list_excluded_ips(self) -> list[str]:
+        return parse_ip_list(self._call(EXCLUDED_IP, {"action": "list"}, "listing the excluded IPs"))
+
+
+def _strip_prolog(head: bytes) -> bytes:
+    head = re.sub(rb"<\?.*?\?>", b"", head, flags=re.S)
+    head = re.sub(rb"<!--.*?-->", b"", head, flags=re.S)
+    return re.sub(rb"<!DOCTYPE[^>]*>", b"", head, flags=re.S)
+
+
+def _maybe_simple(body: bytes) -> SimpleReturn | None:
+    if not body or b"SIMPLE_RETURN" not in body[:2048]:
+        return None
+    try:
+        return parse_simple_return(body)
+    except ResponseFormatError:
+        return None
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _code_error(simple: SimpleReturn, what: str, status: int) -> QualysError:
+    message = f"Qualys refused {what}: CODE {simple.code}: {simple.text}"
+    signature = simple.item("Incident Signature")
+    if signature:
+        message += f" ({signature})"
+    if simple.code == "999" and "launch" in what:
+        return QualysReportError(message, "check template_id: Qualys answers CODE 999 for a template ID that "
+                                 "does not exist or is not an XML scan template",
+                                 code=simple.code, text=simple.text, status=status)
+    if simple.code in ("1903", "1905"):
+        return QualysError(message, "a parameter was refused; report this if it persists",
+                           code=simple.code, text=simple.text, status=status)
+    return QualysError(message, "see Qualys's text; run again later if it is temporary",
+                       code=simple.code, text=simple.text, status=status)
