@@ -1,0 +1,84 @@
+"""``qualys-emulator``: the Qualys VM API on loopback, for trying a QualysGuard.yaml without Qualys."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import threading
+
+import click
+
+from .server import CALL_FAULTS, REPORT_FAULTS, QualysEmulator, TemplateSpec
+
+
+def _pairs(values, what):
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key.strip().isdigit():
+            raise click.BadParameter(f"{value!r}: expected TEMPLATE_ID={what}")
+        yield key.strip(), rest.strip()
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0 = a free port.")
+@click.option("--port-file", metavar="FILE", help="Write the port here once listening.")
+@click.option("--tls", "tls_dir", metavar="DIR", help="Serve HTTPS with a certificate minted into DIR (ca.pem for ca_bundle).")
+@click.option("--user", default="user", show_default=True, help="The one API user.")
+@click.option("--password-env", default="QUALYS_EMULATOR_PASSWORD", show_default=True, metavar="VAR",
+              help="Environment variable holding that user's password.")
+@click.option("--template", "template_files", multiple=True, metavar="ID=FILE", help="Serve this XML for a template.")
+@click.option("--generate", "generated", multiple=True, metavar="ID=HOSTS[xVULNS]",
+              help="Generate a report of HOSTS hosts (VULNS findings each, default 20) for a template.")
+@click.option("--report-delay", default=2.0, show_default=True, type=float, help="Seconds from launch to Finished.")
+@click.option("--fault", "faults", multiple=True, metavar="ID=FAULT", help="errors|canceled|simple-return|truncated.")
+@click.option("--concurrency-limit", default=2, show_default=True, type=int, help="X-Concurrency-Limit-Limit.")
+def main(host, port, port_file, tls_dir, user, password_env, template_files, generated, report_delay, faults,
+         concurrency_limit):
+    """Serve the Qualys report, asset IP and excluded IP APIs until SIGTERM/SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s")
+    password = os.environ.get(password_env)
+    if not password:
+        raise click.UsageError(f"set the API password in the environment variable {password_env}")
+    templates: dict[str, TemplateSpec] = {}
+    for tid, path in _pairs(template_files, "FILE"):
+        if not os.path.isfile(path):
+            raise click.BadParameter(f"{path} does not exist", param_hint="--template")
+        templates[tid] = TemplateSpec(path=path)
+    for tid, size in _pairs(generated, "HOSTS[xVULNS]"):
+        match = re.fullmatch(r"(\d+)(?:x(\d+))?", size)
+        if not match:
+            raise click.BadParameter(f"{size!r}: expected HOSTS or HOSTSxVULNS", param_hint="--generate")
+        templates[tid] = TemplateSpec(hosts=int(match.group(1)), vulns_per_host=int(match.group(2) or 20))
+    for tid, fault in _pairs(faults, "FAULT"):
+        if fault not in REPORT_FAULTS or tid not in templates:
+            raise click.BadParameter(f"{tid}={fault}: faults are {', '.join(sorted(REPORT_FAULTS))} "
+                                     "for a template given with --template or --generate", param_hint="--fault")
+        templates[tid].fault = fault
+    if not templates:
+        templates["424242"] = TemplateSpec(hosts=1000, vulns_per_host=10)
+    emulator = QualysEmulator(host, port, users={user: password}, templates=templates, report_delay=report_delay,
+                              tls_dir=tls_dir, concurrency_limit=concurrency_limit)
+    try:
+        emulator.start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host} port {port}: {exc.strerror}")
+    if port_file:
+        with open(port_file + ".tmp", "w") as fh:
+            fh.write(str(emulator.port))
+        os.replace(port_file + ".tmp", port_file)
+    click.echo(f"Qualys emulator at {emulator.url} (user {user}; templates {', '.join(templates)})"
+               + (f"; CA for ca_bundle: {emulator.ca_cert}" if emulator.ca_cert else ""), err=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    emulator.stop()
+    s = emulator.state
+    click.echo(f"served {len(s.request_log)} API calls; reports launched and deleted: {len(s.deleted_reports)}; "
+               f"asset IPs {len(s.asset_ips)}, excluded IPs {len(s.excluded_ips)}", err=True)
+
+
+if __name__ == "__main__":
+    main()
