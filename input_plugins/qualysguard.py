@@ -108,10 +108,16 @@ def write_commands(report, cfg, job) -> None:
             emit(commands.add_host(host.ip))
         if cfg.set_os and host.os:
             emit(commands.set_os(host.ip, *split_os(host.os)))
+        sent = set()
         for finding in host.findings:
             vuln = glossary.get(finding.qid)
             proto = finding.protocol if finding.protocol in ("tcp", "udp") else None
             port = finding.port if proto else None
+            # An icmp finding and a host-level one of the same QID look alike to the FMC
+            # (both without port and protocol): send that result once.
+            if (finding.qid, port, proto) in sent:
+                continue
+            sent.add((finding.qid, port, proto))
             title = vuln.title if vuln else f"QID {finding.qid}"
             emit(commands.add_scan_result(
                 host.ip, cfg.scanner_name, finding.qid, port, proto, commands.clean_text(title),

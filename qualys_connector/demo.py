@@ -52,7 +52,7 @@ def expected_findings(hosts: int, vulns: int, ip_ranges: str) -> Counter:
             continue
         if proto not in ("tcp", "udp"):
             port, proto = None, None
-        out[(ip, qid, port, proto)] += 1
+        out[(ip, qid, port, proto)] = 1   # the FMC sees icmp and host-level alike
     return out
 
 
@@ -141,10 +141,24 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    env_file = os.path.join(run_dir, "demo.env")
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"export QC_PKCS12_PASSWORD={shlex.quote(env['QC_PKCS12_PASSWORD'])}\n"
+                 f"export QC_QUALYS_PASSWORD={shlex.quote(qualys_password)}\n"
+                 f"export QC_DEMO_QUALYS_PASSWORD={shlex.quote(qualys_password)}\n")
+    rerun = os.path.join(run_dir, "rerun.sh")
+    with open(rerun, "w") as fh:
+        fh.write("#!/usr/bin/env bash\n# Start both emulators again on the same ports and run the connector once more.\n"
+                 f"set -u\ncd {shlex.quote(run_dir)}\n. ./demo.env\n"
+                 f"{_bin('qualys-emulator')} --port {qport} --user demo --password-env QC_DEMO_QUALYS_PASSWORD "
+                 f"--generate {TEMPLATE}={args.hosts}x{args.vulns} --report-delay 1 >> qualys-emulator.log 2>&1 &\n"
+                 f"{_bin('fmc-emulator')} serve --pki pki --port {fport} --db network-map.sqlite >> fmc-emulator.log 2>&1 &\n"
+                 "sleep 2\n" + " ".join(shlex.quote(c) for c in command) + "\nrc=$?\nkill %1 %2\nwait\nexit $rc\n")
+    os.chmod(rerun, 0o755)
     print(f"\nEverything is in {run_dir}")
-    print("To run the connector again by hand, start the emulators again (see the README), then:")
-    print(f"  export QC_PKCS12_PASSWORD='{env['QC_PKCS12_PASSWORD']}' QC_QUALYS_PASSWORD='{qualys_password}'")
-    print("  " + " ".join(shlex.quote(c) for c in command))
+    print(f"  QualysGuard.yaml, pki/, network-map.json, the three logs; passwords in demo.env (mode 600)")
+    print(f"To run it again by hand: {rerun}")
     return 0 if ok else 1
 
 

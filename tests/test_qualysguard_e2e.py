@@ -34,7 +34,7 @@ def expected(hosts=HOSTS, vulns=VULNS, ranges=RANGES, types=("Vuln", "Practice")
         if kind in types and ip in ranges:
             if proto not in ("tcp", "udp"):
                 port = proto = None
-            out[(ip, qid, port, proto)] += 1
+            out[(ip, qid, port, proto)] = 1   # the FMC sees icmp and host-level alike
     return out
 
 
