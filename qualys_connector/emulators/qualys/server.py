@@ -41,6 +41,7 @@ class TemplateSpec:
     seed: int = 1
     distinct_qids: int = 2000
     ipv6_every: int = 10
+    network: str = "10.0.0.0/8"
     fault: str | None = None          # errors | canceled | simple-return | truncated
     delay: float | None = None        # overrides the emulator's report_delay
 
@@ -54,7 +55,8 @@ class TemplateSpec:
                     out.write(chunk)
         else:
             generate_report(out, hosts=self.hosts, vulns_per_host=self.vulns_per_host, seed=self.seed,
-                            distinct_qids=self.distinct_qids, ipv6_every=self.ipv6_every)
+                            distinct_qids=self.distinct_qids, ipv6_every=self.ipv6_every,
+                            network=self.network)
 
 
 @dataclass
