@@ -1,0 +1,62 @@
+"""SIGTERM during a run: stop cleanly, remove temp files, say how far it got, exit non-zero."""
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import CLIENT_PASSWORD
+from qualys_connector.emulators.fmc.server import FMCEmulator
+from qualys_connector.emulators.qualys.server import QualysEmulator, TemplateSpec
+
+PASSWORD = "sig-pw"
+
+
+def start(tmp_path, url, fmc_port, pkcs12):
+    config = tmp_path / "QualysGuard.yaml"
+    config.write_text(f"user_id: u\ntemplate_id: 1\nurl: {url}\nadd_host: y\npoll_interval: 0.05\n")
+    config.chmod(0o600)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = dict(os.environ, QC_PKCS12_PASSWORD=CLIENT_PASSWORD, QC_QUALYS_PASSWORD=PASSWORD, TMPDIR=str(scratch),
+               QC_LOCK_DIR=str(tmp_path / "locks"))
+    proc = subprocess.Popen([sys.executable, "-m", "qualys_connector", "-se=127.0.0.1", f"-po={fmc_port}",
+                             f"-pk={pkcs12}", f"-pl={config}"], env=env, stderr=subprocess.PIPE, text=True)
+    return proc, scratch
+
+
+def wait_for(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_sigterm_while_sending(tmp_path, pki):
+    templates = {"1": TemplateSpec(hosts=3000, vulns_per_host=6)}
+    with QualysEmulator(users={"u": PASSWORD}, templates=templates) as q, FMCEmulator(pki=pki, max_size=300) as fmc:
+        proc, scratch = start(tmp_path, q.url, fmc.port, pki.client_pkcs12)
+        assert wait_for(lambda: fmc.stats.data_messages >= 20), "sending never started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "stopped by SIGTERM" in err
+    summary = err.strip().splitlines()[-1]
+    acked, total = summary.split("data_messages=")[1].split()[0].split("/")
+    assert 20 <= int(acked) < int(total) and "result=interrupted" in summary
+    assert os.listdir(scratch) == []          # spool, report and host spool all removed
+
+
+def test_sigterm_while_qualys_builds_the_report_deletes_it(tmp_path, pki):
+    templates = {"1": TemplateSpec(hosts=10, delay=60)}
+    with QualysEmulator(users={"u": PASSWORD}, templates=templates) as q, FMCEmulator(pki=pki) as fmc:
+        proc, scratch = start(tmp_path, q.url, fmc.port, pki.client_pkcs12)
+        assert wait_for(lambda: any(a == "list" for _, a, _ in q.state.request_log))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert q.state.deleted_reports, "the launched report is deleted from Qualys"
+    assert proc.returncode == 2 and "stopped by SIGTERM" in err
+    assert os.listdir(scratch) == []
