@@ -26,9 +26,9 @@ def lock_path(key: str) -> str:
 class RunLock:
     """``with RunLock(config_path):`` — raises LockHeld at once if another run holds it."""
 
-    def __init__(self, key: str):
+    def __init__(self, key: str, path: str | None = None):
         self.key = key
-        self.path = lock_path(key)
+        self.path = path or lock_path(key)
         self._lock = FileLock(self.path)
 
     def __enter__(self) -> "RunLock":

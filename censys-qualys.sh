@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# censys-qualys.sh build|run|once|stop — the seed's commands, with Docker or without it.
+#   build   build the image (tag: $CQ_IMAGE, default censys-qualys)
+#   run     run it detached: a cycle every `interval` minutes
+#   once    run a single cycle in the foreground
+#   stop    stop the detached container
+# settings.yaml is mounted read-only (never baked into the image); the saved position lives in
+# $CQ_STATE_DIR (default ~/censys/qualys), mounted as a volume.
+# CQ_NO_DOCKER=1 runs the installed `censys-qualys` command directly instead of a container;
+# CQ_DRY_RUN=1 prints the docker commands instead of running them.
+set -euo pipefail
+cd "$(dirname "$0")"
+IMAGE=${CQ_IMAGE:-censys-qualys}
+NAME=${CQ_CONTAINER:-censys-qualys}
+SETTINGS=${CQ_SETTINGS:-$PWD/settings.yaml}
+STATE_DIR=${CQ_STATE_DIR:-$HOME/censys/qualys}
+ENV_ARGS=()
+for var in CENSYS_ASM_API_KEY CENSYS_API_URL QC_QUALYS_PASSWORD QC_PROXY_PASSWORD; do
+    if [ -n "${!var:-}" ]; then ENV_ARGS+=(-e "$var"); fi
+done
+
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 1; }
+[ $# -eq 1 ] || usage
+
+docker_cmd() {
+    if [ -n "${CQ_DRY_RUN:-}" ]; then echo "docker $*"; else docker "$@"; fi
+}
+
+need_settings() {
+    if [ ! -f "$SETTINGS" ]; then
+        echo "censys-qualys.sh: $SETTINGS does not exist: copy settings_example.yaml to settings.yaml and fill it in" >&2
+        exit 1
+    fi
+}
+
+if [ -n "${CQ_NO_DOCKER:-}" ]; then
+    case "$1" in
+        build) echo "censys-qualys.sh: CQ_NO_DOCKER=1: nothing to build (pip install . provides censys-qualys)"; exit 0 ;;
+        run|once) need_settings; mkdir -p "$STATE_DIR"
+                  exec censys-qualys "$1" --settings "$SETTINGS" --state-dir "$STATE_DIR" ;;
+        stop) echo "censys-qualys.sh: CQ_NO_DOCKER=1: stop the process with SIGTERM" >&2; exit 1 ;;
+        *) usage ;;
+    esac
+fi
+
+case "$1" in
+    build) docker_cmd build -t "$IMAGE" . ;;
+    run)   need_settings; mkdir -p "$STATE_DIR"
+           docker_cmd run -d --name "$NAME" --restart unless-stopped ${ENV_ARGS[@]+"${ENV_ARGS[@]}"} \
+               -v "$SETTINGS:/config/settings.yaml:ro" -v "$STATE_DIR:/state" "$IMAGE" run ;;
+    once)  need_settings; mkdir -p "$STATE_DIR"
+           docker_cmd run --rm ${ENV_ARGS[@]+"${ENV_ARGS[@]}"} \
+               -v "$SETTINGS:/config/settings.yaml:ro" -v "$STATE_DIR:/state" "$IMAGE" once ;;
+    stop)  docker_cmd stop "$NAME" && docker_cmd rm "$NAME" ;;
+    *)     usage ;;
+esac

@@ -1,0 +1,45 @@
+"""Where the last run stopped: ``{"next_id": N}``, written atomically (temp file, fsync, rename)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from ..errors import ConfigError
+
+FILENAME = "censys-qualys.position.json"
+
+
+class Position:
+    def __init__(self, state_dir: str):
+        self.state_dir = state_dir
+        self.path = os.path.join(state_dir, FILENAME)
+
+    def load(self) -> int | None:
+        try:
+            with open(self.path) as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"the saved position {self.path} is unreadable ({exc})",
+                              "fix or delete it, or run with --reset to start from idFrom") from None
+        value = data.get("next_id") if isinstance(data, dict) else None
+        if not isinstance(value, int) or value < 0:
+            raise ConfigError(f"the saved position {self.path} holds no valid next_id",
+                              "delete it or run with --reset")
+        return value
+
+    def save(self, next_id: int) -> None:
+        os.makedirs(self.state_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".position-", dir=self.state_dir)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"next_id": int(next_id)}, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise

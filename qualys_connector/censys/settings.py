@@ -1,0 +1,103 @@
+"""``settings.yaml`` of censys-qualys (DESIGN.md §7), validated with the key and line in errors.
+
+The original tool silently ran with empty settings when the file was missing or broken, and
+its README and code disagreed on ``addHosts``/``addIps``: both spellings are accepted here.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .. import yamlconf
+from ..errors import ConfigError
+from ..logsetup import add_secret, get_logger
+from .api import DEFAULT_URL
+
+log = get_logger()
+
+SECTIONS = {"authentication": ("asm_api_key", "asm_api_url"),
+            "run": ("interval", "startup", "idFrom", "trialMode", "addHosts", "excludeHosts", "addIps",
+                    "excludeIps", "batchSize"),
+            "qualys": ("qualys_api_url", "qualys_username", "qualys_password", "proxy", "proxy_username",
+                       "proxy_password", "ca_bundle", "verify", "timeout")}
+
+
+@dataclass
+class Settings:
+    path: str
+    asm_api_key: str
+    asm_api_url: str
+    interval: int
+    startup: bool
+    id_from: int
+    trial_mode: bool
+    add_hosts: bool
+    exclude_hosts: bool
+    batch_size: int
+    qualys_api_url: str
+    qualys_username: str
+    qualys_password: str
+    proxy: str | None = None
+    proxy_username: str | None = None
+    proxy_password: str | None = None
+    verify: bool | str = True
+    timeout: float = 120.0
+
+
+def _section(data, name: str, path: str):
+    value = data.get(name)
+    if value is None:
+        from ruamel.yaml.comments import CommentedMap
+        return CommentedMap()
+    if not isinstance(value, dict):
+        raise yamlconf.error(data, name, "expected a section of key: value pairs", path)
+    yamlconf.check_keys(value, SECTIONS[name], path)
+    return value
+
+
+def _alias(section, key: str, alias: str, path: str, default: bool) -> bool:
+    if key in section and alias in section:
+        raise yamlconf.error(section, alias, f"give either {key} or {alias}, not both", path)
+    return yamlconf.as_bool(section, alias if alias in section else key, path, default)
+
+
+def load(path: str) -> Settings:
+    data = yamlconf.load_mapping(path, "censys-qualys settings file")
+    yamlconf.check_keys(data, SECTIONS, path)
+    yamlconf.warn_if_readable_by_others(path, log)
+    auth, run, qualys = (_section(data, name, path) for name in SECTIONS)
+    s = yamlconf.as_str
+    key = s(auth, "asm_api_key", path, required=True, env="CENSYS_ASM_API_KEY")
+    url = os.environ.get("CENSYS_API_URL") or s(auth, "asm_api_url", path, DEFAULT_URL)
+    if not url.startswith(("https://", "http://")):
+        raise yamlconf.error(auth, "asm_api_url", f"'{url}' is not an http(s) URL", path)
+    qualys_url = s(qualys, "qualys_api_url", path, required=True).rstrip("/")
+    if not qualys_url.startswith(("https://", "http://")):
+        raise yamlconf.error(qualys, "qualys_api_url", f"'{qualys_url}' is not an http(s) URL", path,
+                             "for example https://qualysapi.qualys.com")
+    ca_bundle = s(qualys, "ca_bundle", path)
+    if ca_bundle and not os.path.isabs(ca_bundle):
+        ca_bundle = os.path.join(os.path.dirname(os.path.abspath(path)), ca_bundle)
+    verify = yamlconf.as_bool(qualys, "verify", path, True)
+    settings = Settings(
+        path=path, asm_api_key=key, asm_api_url=url.rstrip("/"),
+        interval=yamlconf.as_int(run, "interval", path, 120, minimum=1),
+        startup=yamlconf.as_bool(run, "startup", path, True),
+        id_from=yamlconf.as_int(run, "idFrom", path, 0, minimum=0),
+        trial_mode=yamlconf.as_bool(run, "trialMode", path, False),
+        add_hosts=_alias(run, "addHosts", "addIps", path, True),
+        exclude_hosts=_alias(run, "excludeHosts", "excludeIps", path, False),
+        batch_size=yamlconf.as_int(run, "batchSize", path, 500, minimum=1),
+        qualys_api_url=qualys_url,
+        qualys_username=s(qualys, "qualys_username", path, required=True),
+        qualys_password=s(qualys, "qualys_password", path, required=True, env="QC_QUALYS_PASSWORD"),
+        proxy=s(qualys, "proxy", path), proxy_username=s(qualys, "proxy_username", path),
+        proxy_password=s(qualys, "proxy_password", path, env="QC_PROXY_PASSWORD"),
+        verify=(ca_bundle or True) if verify else False,
+        timeout=yamlconf.as_float(qualys, "timeout", path, 120.0, minimum=1))
+    for secret in (settings.asm_api_key, settings.qualys_password, settings.proxy_password):
+        add_secret(secret)
+    if not settings.add_hosts and not settings.exclude_hosts:
+        log.warning("addHosts and excludeHosts are both off: events are read and the position advances, "
+                    "but nothing is sent to Qualys")
+    return settings

@@ -1,0 +1,116 @@
+"""One cycle of censys-qualys: logbook batches → Qualys, the position saved after each accepted batch.
+
+At-least-once: a batch's position is saved only once Qualys accepted every call of it, so a
+failure leaves the position before that batch and the next cycle does it again (adding an IP
+twice or excluding it twice is harmless in Qualys). Memory holds one page and one batch.
+"""
+from __future__ import annotations
+
+import ipaddress
+import threading
+from dataclasses import dataclass
+
+from ..errors import Interrupted
+from ..ipranges import IPRanges
+from ..logsetup import get_logger
+from .decide import decide
+from .position import Position
+
+log = get_logger()
+TRIAL_LIMIT = 20
+TOOL = "censys-qualys"
+
+
+@dataclass
+class CycleResult:
+    events: int = 0
+    batches: int = 0
+    added: int = 0
+    excluded: int = 0
+    unexcluded: int = 0
+    ipv6_not_excluded: int = 0
+    next_id: int | None = None
+    trial_capped: bool = False
+
+
+def batches(censys, start_id: int, size: int):
+    """Yield lists of at most ``size`` HOST events from ``start_id`` on, following nextCursor."""
+    cursor = censys.cursor(start_id, ["HOST"])
+    batch: list[dict] = []
+    while True:
+        page = censys.page(cursor)
+        for event in page.events:
+            batch.append(event)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if page.end_of_events or not page.events or not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    if batch:
+        yield batch
+
+
+def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = False,
+              stop: threading.Event | None = None) -> CycleResult:
+    saved = None if reset else position.load()
+    start = saved if saved is not None else settings.id_from
+    log.info("reading the Censys ASM logbook from event %d (%s)", start,
+             "saved position" if saved is not None else "idFrom")
+    result = CycleResult(next_id=start)
+    budget = TRIAL_LIMIT if settings.trial_mode else None
+    excluded_now: IPRanges | None = None
+    for batch in batches(censys, start, settings.batch_size):
+        if stop is not None and stop.is_set():
+            raise Interrupted("stopped between batches; the position is saved")
+        decision = decide(batch, add_hosts=settings.add_hosts, exclude_hosts=settings.exclude_hosts,
+                          add_budget=None if budget is None else budget - result.added)
+        if decision.add:
+            if excluded_now is None:
+                excluded_now = IPRanges.parse(qualys.list_excluded_ips() or None)
+            back = [ip for ip in decision.add if ":" not in ip and not excluded_now.everything and ip in excluded_now]
+            if back:
+                qualys.remove_excluded_ips(back, f"{TOOL}: re-associated in Censys ASM")
+                result.unexcluded += len(back)
+                excluded_now = None
+            qualys.add_ips(list(decision.add), enable_vm=True)
+            result.added += len(decision.add)
+            log.info("added %d IPs to Qualys VM (%s)", len(decision.add), _sample(decision.add))
+        if decision.exclude:
+            v4 = [ip for ip in decision.exclude if ipaddress.ip_address(ip).version == 4]
+            v6 = [ip for ip in decision.exclude if ip not in v4]
+            for ip in v6:
+                log.warning("%s left the attack surface but is IPv6: Qualys's excluded-IP list takes IPv4 only; "
+                            "not excluded", ip)
+            result.ipv6_not_excluded += len(v6)
+            if v4:
+                ids = sorted(decision.exclude[ip] for ip in v4)
+                qualys.add_excluded_ips(v4, f"{TOOL}: disassociated in Censys ASM (logbook events "
+                                            f"{ids[0]}-{ids[-1]})")
+                result.excluded += len(v4)
+                excluded_now = None
+                log.info("excluded %d IPs from scanning (%s)", len(v4), _sample(v4))
+        result.events += len(batch) if not decision.cut else sum(
+            1 for e in batch if decision.last_id is not None and _id(e) <= decision.last_id)
+        result.batches += 1
+        if decision.last_id is not None:
+            result.next_id = decision.last_id + 1
+            position.save(result.next_id)
+        if decision.cut:
+            result.trial_capped = True
+            log.warning("trialMode: %d IPs added, the most per run; events from %d on wait for the next run",
+                        TRIAL_LIMIT, result.next_id)
+            break
+    return result
+
+
+def _id(event) -> int:
+    try:
+        return int(event.get("id"))
+    except (TypeError, ValueError):
+        return -1
+
+
+def _sample(ips) -> str:
+    ips = list(ips)
+    return ", ".join(ips[:5]) + (f" and {len(ips) - 5} more" if len(ips) > 5 else "")

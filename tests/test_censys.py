@@ -1,0 +1,231 @@
+"""censys-qualys end to end: Censys ASM emulator → censys-qualys → Qualys emulator (DESIGN.md §7)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+
+import pytest
+
+from qualys_connector.censys.api import CensysClient
+from qualys_connector.censys.decide import decide
+from qualys_connector.censys.position import Position
+from qualys_connector.censys.sync import run_cycle
+from qualys_connector.censys import settings as settings_module
+from qualys_connector.emulators.censys.server import CensysEmulator
+from qualys_connector.emulators.qualys.server import QualysEmulator
+from qualys_connector.errors import CensysAuthError, QualysError
+from qualys_connector.qualys.api import QualysClient
+
+KEY, QPW = "censys-key-123", "qualys-pw-456"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def host(ip, op, **extra):
+    return {"type": "HOST", "operation": op, "entity": {"ipAddress": ip}, **extra}
+
+
+def write_settings(tmp_path, censys_url, qualys_url, **run):
+    options = {"interval": 120, "startup": "true", "idFrom": "", "trialMode": "false", "addHosts": "true",
+               "excludeHosts": "true"}
+    options.update(run)
+    text = textwrap.dedent(f"""\
+        authentication:
+          asm_api_key: {KEY}
+          asm_api_url: {censys_url}
+        run:
+        """) + "".join(f"  {k}: {v}\n" for k, v in options.items()) + textwrap.dedent(f"""\
+        qualys:
+          qualys_api_url: {qualys_url}
+          qualys_username: u
+          qualys_password: {QPW}
+        """)
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    path.chmod(0o600)
+    return str(path)
+
+
+def once(settings, *more, env=None):
+    full = dict(os.environ, QC_LOCK_DIR=os.path.dirname(settings))
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "qualys_connector.censys.cli", "once", "--settings", settings, *more],
+                          capture_output=True, text=True, timeout=120, env=full)
+
+
+@pytest.fixture
+def emulators():
+    with CensysEmulator(api_key=KEY, page_size=3) as censys, QualysEmulator(users={"u": QPW}) as qualys:
+        yield censys, qualys
+
+
+# ---------------------------------------------------------------- the decision, pure
+def test_the_latest_host_event_per_ip_decides():
+    events = [dict(host("10.0.0.1", "ASSOCIATE"), id=1), dict(host("10.0.0.2", "ASSOCIATE"), id=2),
+              dict(host("10.0.0.1", "DISASSOCIATE"), id=3), dict(host("10.0.0.3", "DISASSOCIATE"), id=4),
+              dict(host("10.0.0.3", "ASSOCIATE"), id=5),
+              {"id": 6, "type": "HOST_PORT", "operation": "ADD", "entity": {"ipAddress": "10.0.0.9"}}]
+    d = decide(events, add_hosts=True, exclude_hosts=True)
+    assert d.add == {"10.0.0.2": 2, "10.0.0.3": 5} and d.exclude == {"10.0.0.1": 3} and d.last_id == 6
+    assert decide(events, add_hosts=False, exclude_hosts=True).add == {}
+    assert decide(events, add_hosts=True, exclude_hosts=False).exclude == {}
+
+
+def test_trial_budget_cuts_the_batch_before_the_ip_over_the_limit():
+    events = [dict(host(f"10.0.0.{i}", "ASSOCIATE"), id=i) for i in range(1, 30)]
+    d = decide(events, add_budget=20)
+    assert list(d.add) == [f"10.0.0.{i}" for i in range(1, 21)] and d.last_id == 20 and d.cut
+
+
+# ---------------------------------------------------------------- end to end, through the command
+def test_associate_disassociate_reassociate_end_in_the_right_qualys_state(tmp_path, emulators):
+    censys, qualys = emulators
+    censys.append([host("203.0.113.1", "ASSOCIATE"), host("203.0.113.2", "ASSOCIATE"),
+                   host("203.0.113.3", "ASSOCIATE"), host("2001:db8::7", "ASSOCIATE")])
+    settings = write_settings(tmp_path, censys.url, qualys.url)
+    result = once(settings)
+    assert result.returncode == 0, result.stderr
+    assert qualys.state.asset_ips == {"203.0.113.1", "203.0.113.2", "203.0.113.3", "2001:db8::7"}
+    censys.append([host("203.0.113.2", "DISASSOCIATE"), host("2001:db8::7", "DISASSOCIATE")])
+    result = once(settings)
+    assert result.returncode == 0, result.stderr
+    assert qualys.state.excluded_ips == {"203.0.113.2"}
+    assert "2001:db8::7 left the attack surface but is IPv6" in result.stderr
+    censys.append([host("203.0.113.2", "ASSOCIATE")])
+    assert once(settings).returncode == 0
+    assert qualys.state.excluded_ips == set()
+    assert json.load(open(tmp_path / "censys-qualys.position.json")) == {"next_id": 8}
+    comments = [p.get("comment") for _, a, p in qualys.state.request_log if a == "add" and "comment" in p]
+    assert any("censys-qualys" in c and "logbook events 5-5" in c for c in comments)
+    assert censys.cursor_requests[-1] == {"idFrom": 7, "filter": {"type": ["HOST"]}}
+
+
+def test_a_qualys_failure_keeps_the_position_before_the_failed_batch(tmp_path, emulators):
+    censys, qualys = emulators
+    censys.append([host(f"192.0.2.{i}", "ASSOCIATE") for i in range(1, 13)])
+    settings = write_settings(tmp_path, censys.url, qualys.url, batchSize=4, excludeHosts="false")
+    s = settings_module.load(settings)
+    position = Position(str(tmp_path))
+    calls = {"n": 0}
+    with CensysClient(KEY, censys.url) as c, QualysClient(qualys.url, "u", QPW, sleep=lambda s: None) as q:
+        real = q.add_ips
+
+        def flaky(ips, **kw):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                qualys.inject("401")
+            return real(ips, **kw)
+        q.add_ips = flaky
+        with pytest.raises(QualysError):
+            run_cycle(s, c, q, position)
+    assert position.load() == 5                      # batch 1 (ids 1-4) accepted, batch 2 not
+    assert qualys.state.asset_ips == {f"192.0.2.{i}" for i in range(1, 5)}
+    result = once(settings)
+    assert result.returncode == 0, result.stderr
+    assert qualys.state.asset_ips == {f"192.0.2.{i}" for i in range(1, 13)}
+    assert position.load() == 13
+
+
+def test_trial_mode_adds_20_per_run_and_the_rest_later(tmp_path, emulators):
+    censys, qualys = emulators
+    censys.append([host(f"198.51.100.{i}", "ASSOCIATE") for i in range(1, 31)])
+    settings = write_settings(tmp_path, censys.url, qualys.url, trialMode="true")
+    result = once(settings)
+    assert result.returncode == 0 and len(qualys.state.asset_ips) == 20
+    assert "trialMode" in result.stderr
+    assert once(settings).returncode == 0 and len(qualys.state.asset_ips) == 30
+
+
+def test_add_hosts_false_really_adds_nothing(tmp_path, emulators):
+    censys, qualys = emulators
+    censys.append([host("198.51.100.1", "ASSOCIATE")])
+    result = once(write_settings(tmp_path, censys.url, qualys.url, addHosts="false"))
+    assert result.returncode == 0 and qualys.state.asset_ips == set()
+
+
+def test_rate_limit_retry_after_is_honoured(emulators):
+    censys, _ = emulators
+    censys.append([host("198.51.100.1", "ASSOCIATE")])
+    waits = []
+    censys.inject("429")
+    with CensysClient(KEY, censys.url, sleep=waits.append) as c:
+        page = c.page(c.cursor(0, ["HOST"]))
+    assert waits == [1.0] and page.events[0]["entity"]["ipAddress"] == "198.51.100.1"
+
+
+def test_an_invalid_api_key_is_exit_1_with_a_clear_message(tmp_path, emulators):
+    censys, qualys = emulators
+    result = once(write_settings(tmp_path, censys.url, qualys.url), env={"CENSYS_ASM_API_KEY": "wrong-key"})
+    assert result.returncode == 1
+    assert "Censys refused the API key" in result.stderr and "wrong-key" not in result.stderr
+
+
+def test_a_long_logbook_is_read_with_flat_memory(tmp_path):
+    with CensysEmulator(api_key=KEY, generate=100_000, page_size=1000) as censys, \
+            QualysEmulator(users={"u": QPW}) as qualys:
+        s = settings_module.load(write_settings(tmp_path, censys.url, qualys.url, batchSize=2000))
+        with CensysClient(KEY, censys.url) as c, QualysClient(qualys.url, "u", QPW) as q:
+            tracemalloc.start()
+            result = run_cycle(s, c, q, Position(str(tmp_path)))
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+    assert result.next_id == 100_001 and result.batches >= 40
+    assert peak < 30_000_000         # one page and one batch, not 100,000 events
+
+
+def test_malformed_settings_name_the_key_and_line(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("authentication:\n  asm_api_key: k\nrun:\n  interval: often\nqualys:\n  qualys_api_url: https://q\n"
+                    "  qualys_username: u\n  qualys_password: p\n")
+    result = once(str(path))
+    assert result.returncode == 1 and "line 4" in result.stderr and "interval" in result.stderr
+    path.write_text("authentication:\n  asm_api_key: k\n  api_key: x\n")
+    result = once(str(path))
+    assert result.returncode == 1 and "unknown key 'api_key'" in result.stderr and "line 3" in result.stderr
+    assert once(str(tmp_path / "missing.yaml")).returncode == 1
+
+
+def test_a_second_run_exits_75(tmp_path, emulators):
+    from qualys_connector.locking import RunLock
+    censys, qualys = emulators
+    settings = write_settings(tmp_path, censys.url, qualys.url)
+    with RunLock("x", str(tmp_path / "censys-qualys.lock")):
+        result = once(settings)
+    assert result.returncode == 75
+
+
+def test_the_example_settings_file_is_valid(tmp_path):
+    settings = settings_module.load(os.path.join(REPO, "settings_example.yaml"))
+    assert settings.interval == 120 and settings.add_hosts and not settings.exclude_hosts
+
+
+# ---------------------------------------------------------------- packaging
+def test_the_script_runs_the_command_without_docker(tmp_path, emulators):
+    censys, qualys = emulators
+    censys.append([host("198.51.100.77", "ASSOCIATE")])
+    settings = write_settings(tmp_path, censys.url, qualys.url)
+    env = dict(os.environ, CQ_NO_DOCKER="1", CQ_SETTINGS=settings, CQ_STATE_DIR=str(tmp_path / "state"),
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    result = subprocess.run([os.path.join(REPO, "censys-qualys.sh"), "once"], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert qualys.state.asset_ips == {"198.51.100.77"}
+    assert (tmp_path / "state" / "censys-qualys.position.json").exists()
+
+
+def test_the_docker_commands_it_would_run(tmp_path):
+    (tmp_path / "settings.yaml").write_text("x: 1\n")
+    env = dict(os.environ, CQ_DRY_RUN="1", CQ_SETTINGS=str(tmp_path / "settings.yaml"),
+               CQ_STATE_DIR=str(tmp_path / "state"), CENSYS_ASM_API_KEY="k")
+    run = lambda cmd: subprocess.run([os.path.join(REPO, "censys-qualys.sh"), cmd], capture_output=True,
+                                     text=True, env=env, timeout=30)
+    assert run("build").stdout.strip() == "docker build -t censys-qualys ."
+    out = run("run").stdout
+    assert out.startswith("docker run -d --name censys-qualys") and "-e CENSYS_ASM_API_KEY" in out
+    assert f"-v {tmp_path / 'settings.yaml'}:/config/settings.yaml:ro" in out and out.strip().endswith("censys-qualys run")
+    assert run("once").stdout.startswith("docker run --rm")
+    dockerfile = open(os.path.join(REPO, "Dockerfile")).read()
+    assert "USER censys" in dockerfile and "settings.yaml" in open(os.path.join(REPO, ".dockerignore")).read()
