@@ -1,0 +1,198 @@
+"""HOST elements -> compact spool records: address checked, findings typed, filtered and deduplicated.
+
+Findings recur across hosts (a few thousand QIDs on a handful of ports), so each distinct
+(qid, type, port, protocol) becomes one shared ``Finding`` with a small integer id; a host's
+record in the spool is then its address, OS, names and a list of ids. That keeps the spool
+small, the per-finding work down to one dict lookup, and the join at read time trivial.
+"""
+from __future__ import annotations
+
+import html
+import ipaddress
+from typing import Callable, Collection
+
+from ..hostinput.commands import clean_text
+from ..logsetup import get_logger
+from ..records import Finding
+from .glossary import parse_qid
+from .stats import ReportStats
+
+log = get_logger("report")
+
+INVALID = -1           # VULN_INFO without a numeric QID
+FILTERED = -2          # TYPE not asked for (vuln_types)
+RAW_CACHE_LIMIT = 200_000   # distinct raw (qid, type, port, protocol) texts remembered
+WARN_LIMIT = 10        # per kind of problem; the rest go to debug level (the counts are in the stats)
+
+
+class FindingTable:
+    """Distinct findings of the kept hosts, each with an id, and how often each was kept.
+
+    Grows with distinct (qid, type, port, protocol), not with hosts: bounded in practice by
+    QIDs x ports in use (the raw-text cache in front of it has a hard limit).
+    """
+
+    def __init__(self, vuln_types: Collection[str]):
+        self.findings: list[Finding] = []
+        self.counts: list[int] = []
+        self.dedup_ids: list[int] = []          # id -> id of its (qid, port, protocol)
+        self._types = {t.strip().casefold() for t in vuln_types}
+        self._by_raw: dict[tuple, int] = {}
+        self._by_finding: dict[Finding, int] = {}
+        self._by_key: dict[tuple, int] = {}
+
+    def lookup(self, raw: tuple) -> int:
+        """Id for the raw texts (QID, TYPE, PORT, PROTOCOL) of a VULN_INFO, or INVALID / FILTERED."""
+        code = self._by_raw.get(raw)
+        if code is None:
+            code = self._resolve(raw)
+            if len(self._by_raw) < RAW_CACHE_LIMIT:
+                self._by_raw[raw] = code
+        return code
+
+    def _resolve(self, raw: tuple) -> int:
+        qid_text, kind, port_text, proto = raw
+        qid = parse_qid(qid_text)
+        if qid is None:
+            return INVALID
+        kind = (kind or "").strip()
+        if kind.casefold() not in self._types:
+            return FILTERED
+        finding = Finding(qid=qid, type=kind, port=_port(port_text, qid),
+                          protocol=(proto or "").strip().lower() or None)
+        code = self._by_finding.get(finding)
+        if code is None:
+            code = len(self.findings)
+            self.findings.append(finding)
+            self.counts.append(0)
+            self.dedup_ids.append(self._by_key.setdefault(finding.key, len(self._by_key)))
+            self._by_finding[finding] = code
+        return code
+
+
+def _port(text: str | None, qid: int) -> int | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if 0 <= port <= 65535:
+        return port
+    # Not seen in real reports; the finding is kept at host level rather than lost.
+    log.debug("QID %d has an unusable PORT %r; sent without a port", qid, text[:20])
+    return None
+
+
+def _text(value: str | None) -> str | None:
+    """OPERATING_SYSTEM / DNS / NETBIOS: CDATA may hold HTML entities; one line, None when empty."""
+    if not value:
+        return None
+    if "&" in value:
+        value = html.unescape(value)
+    return clean_text(value) or None
+
+
+class HostReader:
+    """Turns one HOST element into a spool record (or None), counting everything in ``stats``."""
+
+    def __init__(self, stats: ReportStats, table: FindingTable, include: Callable[[str], bool]):
+        self.stats, self.table, self.include = stats, table, include
+        self._warned = {"address": 0, "error": 0, "qid": 0}
+
+    def __call__(self, elem) -> tuple | None:
+        stats = self.stats
+        stats.hosts_total += 1
+        ip_text = v6 = os_text = dns = netbios = vulns = error = None
+        for child in elem:
+            tag = child.tag
+            if tag == "IP":
+                ip_text, v6 = child.text, child.get("v6")
+            elif tag == "VULN_INFO_LIST":
+                vulns = child
+            elif tag == "OPERATING_SYSTEM":
+                os_text = child.text
+            elif tag == "DNS":
+                dns = child.text
+            elif tag == "NETBIOS":
+                netbios = child.text
+            elif tag == "ERROR":
+                error = child.text
+        count = len(vulns) if vulns is not None else 0
+        stats.findings_total += count
+        if error is not None:
+            stats.hosts_with_error += 1
+            stats.findings_invalid += count
+            self._warn("error", "Qualys reported an error instead of the data of host %s: %s; skipped",
+                       clean_text(ip_text) or "?", clean_text(error)[:200])
+            return None
+        # The FMC must see the IPv6 address of a mapped host, not Qualys's IPv4 placeholder.
+        raw_address = (v6 if v6 and v6.strip() else ip_text or "").strip()
+        try:
+            address = str(ipaddress.ip_address(raw_address))
+        except ValueError:
+            stats.hosts_bad_address += 1
+            stats.findings_invalid += count
+            self._warn("address", "skipped a host whose address %r is not an IPv4 or IPv6 address",
+                       raw_address[:60])
+            return None
+        if not self.include(address):
+            stats.hosts_outside_ranges += 1
+            stats.findings_outside_ranges += count
+            return None
+        stats.hosts_kept += 1
+        ids: list[int] = []
+        if count:
+            self._findings(vulns, address, ids)
+        return (address, _text(os_text), _text(dns), _text(netbios), ids)
+
+    def _findings(self, vulns, address: str, ids: list[int]) -> None:
+        table, stats = self.table, self.stats
+        lookup, counts, dedup_ids = table.lookup, table.counts, table.dedup_ids
+        seen: set[int] = set()
+        for info in vulns:
+            if info.tag != "VULN_INFO":     # unknown element: ignored, and not a finding
+                stats.findings_total -= 1
+                continue
+            qid = kind = port = proto = None
+            found = 0
+            for field in info:
+                tag = field.tag
+                if tag == "QID":
+                    qid = field.text
+                elif tag == "TYPE":
+                    kind = field.text
+                elif tag == "PORT":
+                    port = field.text
+                elif tag == "PROTOCOL":
+                    proto = field.text
+                else:
+                    continue
+                found += 1
+                if found == 4:      # the rest (RESULT, dates...) is not needed
+                    break
+            code = lookup((qid, kind, port, proto))
+            if code < 0:
+                if code == FILTERED:
+                    stats.findings_filtered_type += 1
+                else:
+                    stats.findings_invalid += 1
+                    self._warn("qid", "skipped a finding of %s without a numeric QID (%r)",
+                               address, (qid or "")[:20])
+                continue
+            key = dedup_ids[code]
+            if key in seen:
+                stats.duplicates_dropped += 1
+                continue
+            seen.add(key)
+            ids.append(code)
+            counts[code] += 1
+
+    def _warn(self, kind: str, message: str, *args) -> None:
+        self._warned[kind] += 1
+        if self._warned[kind] <= WARN_LIMIT:
+            log.warning(message, *args)
+            if self._warned[kind] == WARN_LIMIT:
+                log.warning("further problems of this kind are logged at debug level only")
+        else:
+            log.debug(message, *args)

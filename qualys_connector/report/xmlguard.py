@@ -1,0 +1,84 @@
+"""The one boundary between lxml and the rest: safe parser options, hostile-DTD refusal, error translation.
+
+Every lxml exception raised while reading a report is turned into ``ReportFormatError`` here,
+with a one-line message naming the line, so no traceback ever reaches the user.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from lxml import etree
+
+from ..errors import InputFileError, QualysError, ReportFormatError
+from ..hostinput.commands import clean_text
+
+# Never resolve entities, never load the external DTD Qualys names in its DOCTYPE, never touch
+# the network; huge_tree because RESULT texts can exceed libxml2's default node size limit
+# (libxml2 keeps its entity-amplification guard even with huge_tree, and we refuse entity
+# declarations anyway, see inspect_root).
+PARSER_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+
+CUT_HINT = "the download was cut short or the file is damaged; run again"
+HOSTILE_HINT = "the file is not a genuine Qualys report; nothing was sent"
+
+
+@contextmanager
+def translated(path: str) -> Iterator[None]:
+    """Turn lxml and I/O errors met while reading ``path`` into the toolkit's errors."""
+    try:
+        yield
+    except etree.XMLSyntaxError as exc:
+        raise syntax_error(exc) from None
+    except etree.LxmlError as exc:   # parser internals (rare): still bad input, not a bug of ours
+        raise ReportFormatError(f"the report could not be parsed: {_first_line(str(exc))}", CUT_HINT) from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read the report {path}: {exc.strerror or exc}",
+                             "check the path and its permissions") from None
+
+
+def syntax_error(exc: etree.XMLSyntaxError) -> ReportFormatError:
+    line = getattr(exc, "lineno", None)
+    where = f" at line {line}" if line else ""
+    return ReportFormatError(f"the report is not complete, well-formed XML{where}: {_first_line(exc.msg)}",
+                             CUT_HINT)
+
+
+def _first_line(message: str | None) -> str:
+    text = (message or "syntax error").strip().split("\n")[0]
+    return text[:200]
+
+
+def inspect_root(path: str) -> str:
+    """Tag of the root element, read from the first chunk only; refuses entity declarations.
+
+    Qualys reports declare no entities (their DOCTYPE only names an external DTD), so any
+    ENTITY in the internal subset is an XML bomb or an XXE attempt: refused before a single
+    entity is expanded. lxml reports the declarations whatever the file's encoding, which a
+    byte search for ``<!ENTITY`` would not.
+    """
+    with translated(path):
+        if os.path.getsize(path) == 0:
+            raise ReportFormatError("the report is empty (0 bytes)", CUT_HINT)
+        with open(path, "rb") as fh:
+            for _, root in etree.iterparse(fh, events=("start",), **PARSER_OPTIONS):
+                break
+            else:  # pragma: no cover - libxml2 raises "Document is empty" before this
+                raise ReportFormatError("the report holds no XML element", CUT_HINT)
+            dtd = root.getroottree().docinfo.internalDTD
+            if dtd is not None and next(iter(dtd.iterentities()), None) is not None:
+                raise ReportFormatError("the report declares XML entities in its DOCTYPE; refused without "
+                                        "expanding them", HOSTILE_HINT)
+            return root.tag if isinstance(root.tag, str) else "?"
+
+
+def simple_return_error(path: str) -> QualysError:
+    """Qualys answered with its error envelope (SIMPLE_RETURN/RESPONSE/{CODE, TEXT}) instead of a report."""
+    with translated(path):
+        parser = etree.XMLParser(**PARSER_OPTIONS)
+        root = etree.parse(path, parser).getroot()
+    code = clean_text(root.findtext("RESPONSE/CODE")) or None
+    text = clean_text(root.findtext("RESPONSE/TEXT")) or "no TEXT given"
+    return QualysError(f"Qualys returned an error instead of the report: CODE {code or '?'}: {text}",
+                       "see the Qualys error code; run again later if it is a limit", code=code, text=text)
