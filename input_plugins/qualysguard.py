@@ -88,6 +88,8 @@ def download(cfg, dest: str, job) -> None:
 
 def write_commands(report, cfg, job) -> None:
     out, summary, glossary = job.out, job.summary, report.glossary
+    tails: dict[int, str] = {}      # per QID: the encoded title, description and id lists
+    middles: dict[tuple, str] = {}  # per (QID, port, protocol): bounded by the report's distinct findings
 
     def emit(command: commands.Command) -> None:
         fitted, shortened = commands.fit(command, CSV_MAX_LINE)
@@ -97,6 +99,18 @@ def write_commands(report, cfg, job) -> None:
         out.write(commands.encode_line(fitted))
         summary.commands += 1
 
+    def tail(qid: int) -> str:
+        text = tails.get(qid)
+        if text is None:
+            vuln = glossary.get(qid)
+            text = tails[qid] = commands.encode_args("AddScanResult", (
+                commands.clean_text(vuln.title if vuln else f"QID {qid}"),
+                commands.clean_text(vuln.threat if vuln else ""),
+                commands.id_list_field(commands.CVE_HEADER, vuln.cve_ids if vuln else ()),
+                commands.id_list_field(commands.BUGTRAQ_HEADER, vuln.bugtraq_ids if vuln else ())), first=5)
+        return text
+
+    debug = job.log.isEnabledFor(10)
     emit(commands.set_source(cfg.source_name))
     if cfg.domain:
         emit(commands.set_domain(cfg.domain))
@@ -108,9 +122,9 @@ def write_commands(report, cfg, job) -> None:
             emit(commands.add_host(host.ip))
         if cfg.set_os and host.os:
             emit(commands.set_os(host.ip, *split_os(host.os)))
+        head = "AddScanResult," + commands.encode_args("AddScanResult", (host.ip, cfg.scanner_name)) + ","
         sent = set()
         for finding in host.findings:
-            vuln = glossary.get(finding.qid)
             proto = finding.protocol if finding.protocol in ("tcp", "udp") else None
             port = finding.port if proto else None
             # An icmp finding and a host-level one of the same QID look alike to the FMC
@@ -118,13 +132,24 @@ def write_commands(report, cfg, job) -> None:
             if (finding.qid, port, proto) in sent:
                 continue
             sent.add((finding.qid, port, proto))
-            title = vuln.title if vuln else f"QID {finding.qid}"
-            emit(commands.add_scan_result(
-                host.ip, cfg.scanner_name, finding.qid, port, proto, commands.clean_text(title),
-                commands.clean_text(vuln.threat if vuln else ""),
-                vuln.cve_ids if vuln else (), vuln.bugtraq_ids if vuln else ()))
+            middle = middles.get((finding.qid, port, proto))
+            if middle is None:
+                middle = middles[(finding.qid, port, proto)] = commands.encode_args(
+                    "AddScanResult", (str(finding.qid), "" if port is None else str(port), proto or ""), first=2)
+            line = f"{head}{middle},{tail(finding.qid)}\n".encode()
+            if len(line) > CSV_MAX_LINE:
+                vuln = glossary.get(finding.qid)
+                emit(commands.add_scan_result(
+                    host.ip, cfg.scanner_name, finding.qid, port, proto,
+                    commands.clean_text(vuln.title if vuln else f"QID {finding.qid}"),
+                    commands.clean_text(vuln.threat if vuln else ""),
+                    vuln.cve_ids if vuln else (), vuln.bugtraq_ids if vuln else ()))
+            else:
+                out.write(line)
+                summary.commands += 1
             summary.findings += 1
-            job.log.debug("%s QID %d %s/%s %s", host.ip, finding.qid, port or "-", proto or "-", title)
+            if debug:
+                job.log.debug("%s QID %d %s/%s", host.ip, finding.qid, port or "-", proto or "-")
         if summary.hosts % 10000 == 0:
             job.check_stop()
     emit(commands.scan_flush())
