@@ -46,10 +46,11 @@ def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> st
     batcher = Batcher(max_size)
     rewrite: str | None = None
     out = None
+    messages = number = 0
     try:
         for number, line in enumerate(_lines(path), 1):
             try:
-                batcher.add(line)
+                messages += len(batcher.add(line))
             except LineTooLongError as exc:
                 if not (shorten and exc.command == "AddScanResult"):
                     raise LineTooLong(f"line {number} of the host input ({exc.command}) is "
@@ -66,7 +67,7 @@ def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> st
                 log.debug("shortened AddScanResult for %s QID %s from %d to %d bytes to fit MAX_SIZE",
                           command.arg("ip_address"), command.arg("vuln_id"), len(line), len(new_line))
                 try:
-                    batcher.add(new_line)
+                    messages += len(batcher.add(new_line))
                 except LineTooLongError:
                     raise LineTooLong(f"line {number} (AddScanResult) cannot be shortened below "
                                       f"{max_size} bytes (the FMC's MAX_SIZE)") from None
@@ -77,6 +78,8 @@ def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> st
         if out is not None:
             out.close()
             out = None
+        stats.messages_total = messages + len(batcher.finish())
+        stats.lines_total = number
         return rewrite or path
     except BaseException:
         if out is not None:
@@ -93,23 +96,14 @@ def _take(iterator, count: int):
         yield item
 
 
-def count_messages(path: str, max_size: int) -> tuple[int, int]:
-    batcher, messages, lines = Batcher(max_size), 0, 0
-    for line in _lines(path):
-        messages += len(batcher.add(line))
-        lines += 1
-    return messages + len(batcher.finish()), lines
-
-
 def send_file(path: str, client: HostInputClient, *, shorten: bool,
               stats: DeliveryStats | None = None,
               progress: Callable[[DeliveryStats], None] | None = None) -> DeliveryStats:
     """Send ``path`` over a connected client; raises FMCRejected if the FMC reported errors."""
     stats = stats or DeliveryStats()
     max_size = client.max_size or 65536
-    to_send = plan(path, max_size, shorten=shorten, stats=stats)
+    to_send = plan(path, max_size, shorten=shorten, stats=stats)   # also counts lines and messages
     try:
-        stats.messages_total, stats.lines_total = count_messages(to_send, max_size)
         log.info("sending %d lines to the FMC at %s in %d DATA messages (MAX_SIZE %d)",
                  stats.lines_total, client.where, stats.messages_total, max_size)
         batcher = Batcher(max_size)

@@ -24,6 +24,11 @@ class LineTooLongError(ValueError):
 
 def command_name(line: bytes) -> str:
     """The command of an encoded line, looking through a ``SetMap:`` prefix; '' for comments."""
+    comma = line.find(b",")
+    if comma > 0:
+        first = line[:comma]
+        if first.isalpha():             # the common case: a bare command name, no quotes or spaces
+            return first.decode("ascii")
     stripped = line.strip()
     if not stripped or stripped.startswith(b"#"):
         return ""
@@ -44,12 +49,13 @@ class Batcher:
     _body_lines: int = 0
     _line_number: int = 0
     _emitted: int = 0
+    _header_size: int = 0
 
     def _header_bytes(self) -> bytes:
         return b"".join(self.headers.values())
 
     def header_size(self) -> int:
-        return sum(len(v) for v in self.headers.values())
+        return self._header_size
 
     def _emit(self) -> bytes:
         payload = bytes(self._buffer)
@@ -66,6 +72,7 @@ class Batcher:
         out: list[bytes] = []
         if name in HEADER_COMMANDS:
             self.headers[name] = line
+            self._header_size = sum(len(v) for v in self.headers.values())
             if self._body_lines == 0:
                 self._buffer = bytearray(self._header_bytes())
                 if len(self._buffer) > self.max_size:

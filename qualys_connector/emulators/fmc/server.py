@@ -182,12 +182,11 @@ class FMCEmulator:
                 if self.close_after_data is not None and received >= self.close_after_data:
                     log.info("closing the connection after DATA message %d (close_after_data)", received)
                     return
-                text = frame.payload.decode("utf-8", "replace")
-                if self.sink:
-                    count = sum(1 for line in text.split("\n") if line.strip())
-                    reply = format_reply([], count)
+                if self.sink:   # only acknowledge: count lines, store nothing
+                    payload = frame.payload
+                    reply = format_reply([], payload.count(b"\n") + (0 if payload.endswith(b"\n") else 1))
                 else:
-                    reply = session.process(text)
+                    reply = session.process(frame.payload.decode("utf-8", "replace"))
                 if not _send(conn, tlv.encode_frame(self.reply_type, reply.encode())):
                     return
         finally:
