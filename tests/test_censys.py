@@ -229,3 +229,20 @@ def test_the_docker_commands_it_would_run(tmp_path):
     assert run("once").stdout.startswith("docker run --rm")
     dockerfile = open(os.path.join(REPO, "Dockerfile")).read()
     assert "USER censys" in dockerfile and "settings.yaml" in open(os.path.join(REPO, ".dockerignore")).read()
+
+
+def test_run_mode_cycles_at_start_and_stops_promptly_on_sigterm(tmp_path, emulators):
+    import signal
+    import time
+    censys, qualys = emulators
+    censys.append([host("198.51.100.5", "ASSOCIATE")])
+    settings = write_settings(tmp_path, censys.url, qualys.url, interval=60)
+    proc = subprocess.Popen([sys.executable, "-m", "qualys_connector.censys.cli", "run", "--settings", settings],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "censys-qualys.position.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert qualys.state.asset_ips == {"198.51.100.5"}
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)      # the 60-minute wait is interrupted at once
+    assert proc.returncode == 0 and "next cycle in 60 minutes" in err
