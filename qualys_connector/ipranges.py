@@ -1,8 +1,10 @@
 """``ip_ranges``: which report hosts go to the FMC.
 
 Entries are addresses, CIDR blocks and ``a-b`` ranges, IPv4 and IPv6, separated by commas
-(the Perl connector's syntax: ``192.168.1.234-192.168.2.2, 192.168.1.245``). netaddr parses
-them; membership is a bisect over merged integer intervals per family, because it is asked
+(the Perl connector's syntax: ``192.168.1.234-192.168.2.2, 192.168.1.245``) or given as a
+YAML list; whitespace around entries and around the ``-`` is ignored. Empty, None or
+``none`` means every address. netaddr parses the entries (strictly: no ``10.1`` shorthand, no
+octal); membership is a bisect over merged integer intervals per family, because it is asked
 once for every host of reports with a million hosts.
 """
 from __future__ import annotations
@@ -12,8 +14,12 @@ import ipaddress
 
 import netaddr
 
+_EVERYTHING = frozenset({"none", "all", "any"})
+
 
 class IPRanges:
+    """A set of IPv4 and IPv6 addresses; ``ip in ranges`` takes the address as text."""
+
     def __init__(self, intervals: dict[int, list[tuple[int, int]]], text: str):
         self._starts = {v: [a for a, _ in iv] for v, iv in intervals.items()}
         self._ends = {v: [b for _, b in iv] for v, iv in intervals.items()}
@@ -21,16 +27,14 @@ class IPRanges:
         self.everything = not any(intervals.values())
 
     @classmethod
-    def parse(cls, spec) -> "IPRanges":
-        """Parse a comma list (or a list of entries); empty / None / 'none' means every address."""
-        if spec is None:
-            entries: list[str] = []
-        elif isinstance(spec, (list, tuple)):
-            entries = [str(e) for item in spec for e in str(item).split(",")]
-        else:
-            entries = str(spec).split(",")
-        entries = [e.strip() for e in entries if e.strip()]
-        if len(entries) == 1 and entries[0].lower() in ("none", "all", "any"):
+    def parse(cls, spec: str | list | tuple | None) -> "IPRanges":
+        """Parse a comma list (or a list of entries, each possibly a comma list).
+
+        Raises ValueError quoting the first bad entry and saying what is wrong with it.
+        """
+        entries = [e.strip() for e in _split(spec)]
+        entries = [e for e in entries if e]
+        if len(entries) == 1 and entries[0].casefold() in _EVERYTHING:
             entries = []
         raw: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
         for entry in entries:
@@ -39,14 +43,14 @@ class IPRanges:
         merged = {v: _merge(iv) for v, iv in raw.items()}
         return cls(merged, ", ".join(entries) or "all addresses")
 
-    def __contains__(self, address: str) -> bool:
+    def __contains__(self, address) -> bool:
         if self.everything:
             return True
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
-        starts = self._starts.get(ip.version)
+        starts = self._starts[ip.version]
         if not starts:
             return False
         value = int(ip)
@@ -56,29 +60,52 @@ class IPRanges:
     def __str__(self) -> str:
         return self._text
 
+    def __repr__(self) -> str:
+        return f"IPRanges({self._text!r})"
+
+
+def _split(spec) -> list[str]:
+    if spec is None:
+        return []
+    if isinstance(spec, (list, tuple)):
+        return [part for item in spec if item is not None for part in str(item).split(",")]
+    return str(spec).split(",")
+
 
 def _parse_entry(entry: str) -> tuple[int, int, int]:
-    try:
-        if "-" in entry:
-            low_text, high_text = (part.strip() for part in entry.split("-", 1))
-            low, high = netaddr.IPAddress(low_text), netaddr.IPAddress(high_text)
-            if low.version != high.version:
-                raise ValueError(f"'{entry}' mixes IPv4 and IPv6")
-            if int(low) > int(high):
-                raise ValueError(f"'{entry}' is reversed: its start comes after its end")
-            return low.version, int(low), int(high)
-        if "/" in entry:
+    """(IP version, first, last) as integers."""
+    if "-" in entry:
+        low_text, _, high_text = (part.strip() for part in entry.partition("-"))
+        low, high = _address(low_text, entry), _address(high_text, entry)
+        if low.version != high.version:
+            raise ValueError(f"'{entry}' mixes IPv4 and IPv6 in one range")
+        if int(low) > int(high):
+            raise ValueError(f"'{entry}' is reversed: its start comes after its end")
+        return low.version, int(low), int(high)
+    if "/" in entry:
+        try:
             network = netaddr.IPNetwork(entry.replace(" ", ""))
-            return network.version, int(network.first), int(network.last)
-        address = netaddr.IPAddress(entry)
-        return address.version, int(address), int(address)
-    except (netaddr.AddrFormatError, TypeError, ValueError) as exc:
-        if isinstance(exc, ValueError) and str(exc).startswith("'"):
-            raise
-        raise ValueError(f"'{entry}' is not an address, a CIDR block or an a-b range") from None
+        except (netaddr.AddrFormatError, TypeError, ValueError):
+            raise ValueError(f"'{entry}' is not a CIDR block (address/prefix length, such as "
+                             "10.0.0.0/8 or 2001:db8::/32)") from None
+        # A block written with host bits set (10.1.2.3/8) means the whole block, as in the Perl tool.
+        return network.version, int(network.first), int(network.last)
+    address = _address(entry, entry)
+    return address.version, int(address), int(address)
+
+
+def _address(text: str, entry: str) -> netaddr.IPAddress:
+    try:
+        return netaddr.IPAddress(text)
+    except (netaddr.AddrFormatError, TypeError, ValueError):
+        if text == entry:
+            raise ValueError(f"'{entry}' is not an IPv4 or IPv6 address, a CIDR block or an a-b range") from None
+        raise ValueError(f"'{entry}' is not a range of two addresses: '{text}' is not an IPv4 or "
+                         "IPv6 address") from None
 
 
 def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping, non-adjacent intervals (so one bisect answers membership)."""
     out: list[tuple[int, int]] = []
     for start, end in sorted(intervals):
         if out and start <= out[-1][1] + 1:
