@@ -40,6 +40,7 @@ class FindingTable:
         self._by_raw: dict[tuple, int] = {}
         self._by_finding: dict[Finding, int] = {}
         self._by_key: dict[tuple, int] = {}
+        self.cached = self._by_raw.get
 
     def lookup(self, raw: tuple) -> int:
         """Id for the raw texts (QID, TYPE, PORT, PROTOCOL) of a VULN_INFO, or INVALID / FILTERED."""
@@ -149,6 +150,7 @@ class HostReader:
     def _findings(self, vulns, address: str, ids: list[int]) -> None:
         table, stats = self.table, self.stats
         lookup, counts, dedup_ids = table.lookup, table.counts, table.dedup_ids
+        cached = table.cached          # the hot path: one dict lookup per finding
         seen: set[int] = set()
         for info in vulns:
             if info.tag != "VULN_INFO":     # unknown element: ignored, and not a finding
@@ -171,7 +173,10 @@ class HostReader:
                 found += 1
                 if found == 4:      # the rest (RESULT, dates...) is not needed
                     break
-            code = lookup((qid, kind, port, proto))
+            raw = (qid, kind, port, proto)
+            code = cached(raw)
+            if code is None:
+                code = lookup(raw)
             if code < 0:
                 if code == FILTERED:
                     stats.findings_filtered_type += 1
