@@ -92,34 +92,27 @@ def as_bool(mapping: Any, key: str, path: str, default: bool) -> bool:
     raise error(mapping, key, f"'{value}' is not a yes/no value", path, "use y, yes, true, n, no or false")
 
 
-def as_int(mapping: Any, key: str, path: str, default: int | None, minimum: int | None = None) -> int | None:
+def _number(mapping: Any, key: str, path: str, default, minimum, convert, noun: str):
     value = mapping.get(key)
     if value is None or value == "":
         return default
     try:
         if isinstance(value, bool):
             raise ValueError
-        number = int(str(value).strip())
+        number = convert(str(value).strip())
     except ValueError:
-        raise error(mapping, key, f"'{value}' is not a whole number", path) from None
+        raise error(mapping, key, f"'{value}' is not {noun}", path) from None
     if minimum is not None and number < minimum:
         raise error(mapping, key, f"{number} is below the minimum of {minimum}", path)
     return number
 
 
+def as_int(mapping: Any, key: str, path: str, default: int | None, minimum: int | None = None) -> int | None:
+    return _number(mapping, key, path, default, minimum, int, "a whole number")
+
+
 def as_float(mapping: Any, key: str, path: str, default: float, minimum: float = 0.0) -> float:
-    value = mapping.get(key)
-    if value is None or value == "":
-        return default
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = float(str(value).strip())
-    except ValueError:
-        raise error(mapping, key, f"'{value}' is not a number", path) from None
-    if number < minimum:
-        raise error(mapping, key, f"{number} is below the minimum of {minimum}", path)
-    return number
+    return _number(mapping, key, path, default, minimum, float, "a number")
 
 
 def as_str(mapping: Any, key: str, path: str, default: str | None = None, *,

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 
 import click
+
+from .. import announce_port, wait_for_stop_signal
 
 from .server import CensysEmulator
 
@@ -36,15 +36,9 @@ def main(host, port, port_file, api_key_env, events_file, generate, page_size):
             raise click.BadParameter(f"{events_file} must hold a JSON list of events", param_hint="--events")
     emulator = CensysEmulator(host, port, api_key=key, events=events, generate=generate, page_size=page_size)
     emulator.start()
-    if port_file:
-        with open(port_file + ".tmp", "w") as fh:
-            fh.write(str(emulator.port))
-        os.replace(port_file + ".tmp", port_file)
+    announce_port(port_file, emulator.port)
     click.echo(f"Censys ASM emulator at {emulator.url} ({emulator.last_id} events)", err=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    wait_for_stop_signal()
     emulator.stop()
     click.echo(f"served {emulator.requests} requests", err=True)
 

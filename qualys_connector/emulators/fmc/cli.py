@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 
 import click
+
+from .. import announce_port, wait_for_stop_signal
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,15 +62,8 @@ def serve_command(pki_dir, host, port, port_file, max_size, db, sink, accept_unk
         emulator.start()
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host} port {port}: {exc.strerror}")
-    if port_file:
-        tmp = port_file + ".tmp"
-        with open(tmp, "w") as fh:
-            fh.write(str(emulator.port))
-        os.replace(tmp, port_file)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    announce_port(port_file, emulator.port)
+    wait_for_stop_signal()
     emulator.stop()
     summary = emulator.netmap.summary()
     s = emulator.stats

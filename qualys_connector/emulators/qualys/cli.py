@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
-import threading
 
 import click
+
+from .. import announce_port, wait_for_stop_signal
 
 from .server import CALL_FAULTS, REPORT_FAULTS, QualysEmulator, TemplateSpec
 
@@ -64,16 +64,10 @@ def main(host, port, port_file, tls_dir, user, password_env, template_files, gen
         emulator.start()
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host} port {port}: {exc.strerror}")
-    if port_file:
-        with open(port_file + ".tmp", "w") as fh:
-            fh.write(str(emulator.port))
-        os.replace(port_file + ".tmp", port_file)
+    announce_port(port_file, emulator.port)
     click.echo(f"Qualys emulator at {emulator.url} (user {user}; templates {', '.join(templates)})"
                + (f"; CA for ca_bundle: {emulator.ca_cert}" if emulator.ca_cert else ""), err=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    wait_for_stop_signal()
     emulator.stop()
     s = emulator.state
     click.echo(f"served {len(s.request_log)} API calls; reports launched and deleted: {len(s.deleted_reports)}; "
