@@ -282,3 +282,13 @@ def test_progress_is_reported_every_so_many_hosts(tmp_path):
 ])
 def test_html_to_text(raw, clean):
     assert html_to_text(raw) == clean
+
+
+def test_open_report_has_read_everything_before_it_returns(tmp_path):
+    """The XML is not read again: hosts() works from the spool even when the file is gone."""
+    path = tmp_path / "gone.xml"
+    path.write_bytes(SAMPLE.read_bytes())
+    with open_report(str(path), vuln_types=ALL) as report:
+        assert report.stats.hosts_total == 3 and report.stats.findings_kept == 9 and len(report.glossary) == 7
+        path.unlink()
+        assert [(h.ip, [(f.qid, f.type, f.port, f.protocol) for f in h.findings]) for h in report.hosts()] == SAMPLE_ALL

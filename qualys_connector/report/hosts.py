@@ -117,7 +117,7 @@ class HostReader:
                 dns = child.text
             elif tag == "NETBIOS":
                 netbios = child.text
-            elif tag == "ERROR":
+            elif tag == "ERROR":   # DTD: HOST (ERROR | (IP, ...)); never seen in a real file
                 error = child.text
         count = len(vulns) if vulns is not None else 0
         stats.findings_total += count
@@ -128,6 +128,8 @@ class HostReader:
                        clean_text(ip_text) or "?", clean_text(error)[:200])
             return None
         # The FMC must see the IPv6 address of a mapped host, not Qualys's IPv4 placeholder.
+        # Unverified (spec §3.8): no real capture shows IP/@v6; we follow the DTD fragment, and an
+        # IPv6 literal in the IP text (newer tenants?) is accepted as well.
         raw_address = (v6 if v6 and v6.strip() else ip_text or "").strip()
         try:
             address = str(ipaddress.ip_address(raw_address))
@@ -185,6 +187,9 @@ class HostReader:
                     self._warn("qid", "skipped a finding of %s without a numeric QID (%r)",
                                address, (qid or "")[:20])
                 continue
+            # The product dedups on (qid, port, protocol) (DESIGN.md §4). The spec (§3.4) notes Qualys
+            # also repeats a QID per SSL flag, FQDN or INSTANCE; those collapse here on purpose,
+            # since the FMC's AddScanResult has no field that could tell them apart.
             key = dedup_ids[code]
             if key in seen:
                 stats.duplicates_dropped += 1
