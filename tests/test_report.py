@@ -237,8 +237,13 @@ def assert_invariants(s):
 @pytest.mark.parametrize("path", [SAMPLE, ODD, DATA / "report_empty.xml"])
 @pytest.mark.parametrize("minimum", [1, 3])
 def test_stats_invariants(path, minimum):
-    _, report = parse(path, min_severity=minimum, include=lambda ip: not ip.endswith("57"))
+    _, report = parse(path, min_severity=minimum, include=lambda ip: not ip.endswith(("57", ".1")))
     assert_invariants(report.stats)
+
+
+def test_an_excluded_host_counts_only_its_real_findings():
+    _, report = parse(ODD, include=lambda ip: ip != "192.0.2.1")   # its list holds one foreign element
+    assert report.stats.findings_outside_ranges == 7 and report.stats.findings_total == 10
 
 
 # ---------------------------------------------------------------- the Report object

@@ -94,6 +94,10 @@ def _text(value: str | None) -> str | None:
     return clean_text(value) or None
 
 
+def _vuln_count(vulns) -> int:
+    return 0 if vulns is None else sum(1 for info in vulns if info.tag == "VULN_INFO")
+
+
 class HostReader:
     """Turns one HOST element into a spool record (or None), counting everything in ``stats``."""
 
@@ -119,11 +123,11 @@ class HostReader:
                 netbios = child.text
             elif tag == "ERROR":   # DTD: HOST (ERROR | (IP, ...)); never seen in a real file
                 error = child.text
-        count = len(vulns) if vulns is not None else 0
-        stats.findings_total += count
         if error is not None:
-            stats.hosts_with_error += 1
+            count = _vuln_count(vulns)
+            stats.findings_total += count
             stats.findings_invalid += count
+            stats.hosts_with_error += 1
             self._warn("error", "Qualys reported an error instead of the data of host %s: %s; skipped",
                        clean_text(ip_text) or "?", clean_text(error)[:200])
             return None
@@ -134,18 +138,23 @@ class HostReader:
         try:
             address = str(ipaddress.ip_address(raw_address))
         except ValueError:
-            stats.hosts_bad_address += 1
+            count = _vuln_count(vulns)
+            stats.findings_total += count
             stats.findings_invalid += count
+            stats.hosts_bad_address += 1
             self._warn("address", "skipped a host whose address %r is not an IPv4 or IPv6 address",
                        raw_address[:60])
             return None
         if not self.include(address):
-            stats.hosts_outside_ranges += 1
+            count = _vuln_count(vulns)
+            stats.findings_total += count
             stats.findings_outside_ranges += count
+            stats.hosts_outside_ranges += 1
             return None
         stats.hosts_kept += 1
         ids: list[int] = []
-        if count:
+        if vulns is not None:
+            stats.findings_total += len(vulns)    # _findings discounts children that are no VULN_INFO
             self._findings(vulns, address, ids)
         return (address, _text(os_text), _text(dns), _text(netbios), ids)
 
