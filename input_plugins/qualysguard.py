@@ -87,7 +87,7 @@ def download(cfg, dest: str, job) -> None:
 
 
 def write_commands(report, cfg, job) -> None:
-    out, summary, glossary = job.out, job.summary, report.glossary
+    out, summary = job.out, job.summary
     tails: dict[int, str] = {}      # per QID: the encoded title, description and id lists
     middles: dict[tuple, str] = {}  # per (QID, port, protocol): bounded by the report's distinct findings
 
@@ -102,12 +102,11 @@ def write_commands(report, cfg, job) -> None:
     def tail(qid: int) -> str:
         text = tails.get(qid)
         if text is None:
-            vuln = glossary.get(qid)
+            vuln = report.vuln(qid)          # a QID missing from the glossary reads "QID <n>"
             text = tails[qid] = commands.encode_args("AddScanResult", (
-                commands.clean_text(vuln.title if vuln else f"QID {qid}"),
-                commands.clean_text(vuln.threat if vuln else ""),
-                commands.id_list_field(commands.CVE_HEADER, vuln.cve_ids if vuln else ()),
-                commands.id_list_field(commands.BUGTRAQ_HEADER, vuln.bugtraq_ids if vuln else ())), first=5)
+                commands.clean_text(vuln.title), commands.clean_text(vuln.threat),
+                commands.id_list_field(commands.CVE_HEADER, vuln.cve_ids),
+                commands.id_list_field(commands.BUGTRAQ_HEADER, vuln.bugtraq_ids)), first=5)
         return text
 
     debug = job.log.isEnabledFor(10)
@@ -138,12 +137,10 @@ def write_commands(report, cfg, job) -> None:
                     "AddScanResult", (str(finding.qid), "" if port is None else str(port), proto or ""), first=2)
             line = f"{head}{middle},{tail(finding.qid)}\n".encode()
             if len(line) > CSV_MAX_LINE:
-                vuln = glossary.get(finding.qid)
-                emit(commands.add_scan_result(
-                    host.ip, cfg.scanner_name, finding.qid, port, proto,
-                    commands.clean_text(vuln.title if vuln else f"QID {finding.qid}"),
-                    commands.clean_text(vuln.threat if vuln else ""),
-                    vuln.cve_ids if vuln else (), vuln.bugtraq_ids if vuln else ()))
+                vuln = report.vuln(finding.qid)
+                emit(commands.add_scan_result(host.ip, cfg.scanner_name, finding.qid, port, proto,
+                                              commands.clean_text(vuln.title), commands.clean_text(vuln.threat),
+                                              vuln.cve_ids, vuln.bugtraq_ids))
             else:
                 out.write(line)
                 summary.commands += 1
