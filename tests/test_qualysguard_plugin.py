@@ -55,3 +55,15 @@ def test_a_truncated_saved_report_writes_nothing(tmp_path, lock_dir):
     result = run_cli(f"-c={out}", f"-pl={config(tmp_path, report_file=str(cut))}")
     assert result.returncode == 2 and "not complete, well-formed XML" in result.stderr
     assert not out.exists() and "Traceback" not in result.stderr
+
+
+def test_an_overlong_description_is_shortened_to_fit_and_said_at_debug_level(tmp_path, lock_dir):
+    text = open(os.path.join(DATA, "sample_asset_data_report.xml")).read()
+    big = tmp_path / "big.xml"
+    big.write_text(text.replace("The service still negotiates RC4 cipher suites.", "RC4 is weak. " * 8000, 1))
+    out = tmp_path / "Out.csv"
+    result = run_cli(f"-c={out}", f"-pl={config(tmp_path, report_file=str(big))}", "-le=3")
+    assert result.returncode == 0, result.stderr
+    (line,) = [l for l in out.read_text().splitlines() if ",38601," in l]
+    assert len(line.encode()) + 1 <= 65536 and '..."' in line
+    assert "shortened the line for 10.20.30.41 QID 38601" in result.stderr
