@@ -169,3 +169,12 @@ def test_ranges_are_collapsed_and_chunked():
         "10.0.0.1-10.0.0.3", "10.0.0.9", "2001:db8::1"]
     chunks = chunk_ips([f"10.0.{i // 256}.{i % 256}" for i in range(0, 5000, 2)], max_chars=1000)
     assert all(len(",".join(c)) <= 1000 for c in chunks) and sum(map(len, chunks)) == 2500
+
+
+def test_a_connection_dropped_during_the_download_is_a_clear_error(qualys, tmp_path):
+    qualys.inject("dropped", template_id="1")
+    c, _ = client(qualys)
+    with pytest.raises(QualysError) as info:
+        c.download_report("1", str(tmp_path / "r.xml"))
+    assert "connection to Qualys broke during downloading report" in str(info.value)
+    assert qualys.state.deleted_reports

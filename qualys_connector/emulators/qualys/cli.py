@@ -32,7 +32,7 @@ def _pairs(values, what):
 @click.option("--generate", "generated", multiple=True, metavar="ID=HOSTS[xVULNS]",
               help="Generate a report of HOSTS hosts (VULNS findings each, default 20) for a template.")
 @click.option("--report-delay", default=2.0, show_default=True, type=float, help="Seconds from launch to Finished.")
-@click.option("--fault", "faults", multiple=True, metavar="ID=FAULT", help="errors|canceled|simple-return|truncated.")
+@click.option("--fault", "faults", multiple=True, metavar="ID=FAULT", help="errors|canceled|simple-return|truncated|dropped.")
 @click.option("--concurrency-limit", default=2, show_default=True, type=int, help="X-Concurrency-Limit-Limit.")
 def main(host, port, port_file, tls_dir, user, password_env, template_files, generated, report_delay, faults,
          concurrency_limit):

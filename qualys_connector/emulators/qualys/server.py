@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape
 
 from .reportgen import generate_report
 
-REPORT_FAULTS = {"errors", "canceled", "simple-return", "truncated"}
+REPORT_FAULTS = {"errors", "canceled", "simple-return", "truncated", "dropped"}
 CALL_FAULTS = {"409-1960", "409-1965", "401", "503", "busy"}
 
 
@@ -410,10 +410,11 @@ class _Handler(BaseHTTPRequestHandler):
             if report.fault == "simple-return":
                 return self._send(200, simple_return("Internal error. Please contact customer support.", "999",
                                                      {"Incident Signature": "Report file unavailable."}))
-            return self._stream_report(e.templates[report.template_id], truncated=report.fault == "truncated")
+            return self._stream_report(e.templates[report.template_id], truncated=report.fault in ("truncated", "dropped"),
+                                       drop=report.fault == "dropped")
         return self._send(400, simple_return(f"parameter action has invalid value: {action}", "1905"))
 
-    def _stream_report(self, spec: TemplateSpec, truncated: bool):
+    def _stream_report(self, spec: TemplateSpec, truncated: bool, drop: bool = False):
         self.send_response(200)
         self.send_header("Content-Type", "text/xml")
         self.send_header("Transfer-Encoding", "chunked")
@@ -428,7 +429,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             spec.write(writer)
         except _Truncate:
-            pass  # the body ends cleanly, mid-XML: what a cut-off report looks like on disk
+            if drop:   # the connection dies mid-body: no chunked terminator, the socket just closes
+                writer.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            # otherwise the body ends cleanly, mid-XML: what a cut-off report looks like on disk
         except (BrokenPipeError, ConnectionResetError):
             return
         writer.close()
