@@ -80,6 +80,28 @@ def test_trial_budget_cuts_the_batch_before_the_ip_over_the_limit():
     assert list(d.add) == [f"10.0.0.{i}" for i in range(1, 21)] and d.last_id == 20 and d.cut
 
 
+def test_ipv6_addresses_are_set_apart_and_do_not_use_the_trial_budget():
+    events = [dict(host("2001:db8::1", "ASSOCIATE"), id=1), dict(host("10.0.0.1", "ASSOCIATE"), id=2),
+              dict(host("2001:db8::2", "DISASSOCIATE"), id=3), dict(host("10.0.0.2", "ASSOCIATE"), id=4)]
+    d = decide(events, add_hosts=True, exclude_hosts=True, add_budget=2)
+    assert d.add == {"10.0.0.1": 2, "10.0.0.2": 4} and d.exclude == {} and not d.cut
+    assert d.ipv6 == {"2001:db8::1": "ASSOCIATE", "2001:db8::2": "DISASSOCIATE"}
+    assert decide(events, add_hosts=False, exclude_hosts=False).ipv6 == {}
+
+
+def test_the_censys_emulator_starts_a_date_cursor_at_the_first_event_of_that_time():
+    import httpx
+    with CensysEmulator(api_key=KEY, page_size=10) as censys:
+        censys.append([host("10.1.0.1", "ASSOCIATE", timestamp="2026-03-01T10:00:00.000Z"),
+                       host("10.1.0.2", "ASSOCIATE", timestamp="2026-03-02T10:00:00.000Z")])
+        cursor = httpx.post(f"{censys.url}/v1/logbook-cursor", headers={"Censys-Api-Key": KEY},
+                            json={"dateFrom": "2026-03-02T00:00:00Z"}).json()["cursor"]
+        page = httpx.get(f"{censys.url}/v1/logbook", params={"cursor": cursor}, headers={"Censys-Api-Key": KEY}).json()
+        assert [e["entity"]["ipAddress"] for e in page["events"]] == ["10.1.0.2"] and page["endOfEvents"]
+        missing = httpx.get(f"{censys.url}/v1/logbook")
+        assert missing.status_code == 401 and missing.json()["errorCode"] == 10000
+
+
 # ---------------------------------------------------------------- end to end, through the command
 def test_associate_disassociate_reassociate_end_in_the_right_qualys_state(tmp_path, emulators):
     censys, qualys = emulators
@@ -88,12 +110,14 @@ def test_associate_disassociate_reassociate_end_in_the_right_qualys_state(tmp_pa
     settings = write_settings(tmp_path, censys.url, qualys.url)
     result = once(settings)
     assert result.returncode == 0, result.stderr
-    assert qualys.state.asset_ips == {"203.0.113.1", "203.0.113.2", "203.0.113.3", "2001:db8::7"}
+    assert qualys.state.asset_ips == {"203.0.113.1", "203.0.113.2", "203.0.113.3"}
+    assert "2001:db8::7 was associated in Censys ASM but is IPv6" in result.stderr
     censys.append([host("203.0.113.2", "DISASSOCIATE"), host("2001:db8::7", "DISASSOCIATE")])
     result = once(settings)
     assert result.returncode == 0, result.stderr
     assert qualys.state.excluded_ips == {"203.0.113.2"}
-    assert "2001:db8::7 left the attack surface but is IPv6" in result.stderr
+    assert "2001:db8::7 was disassociated in Censys ASM but is IPv6" in result.stderr
+    assert "ipv6_skipped=1" in result.stderr
     censys.append([host("203.0.113.2", "ASSOCIATE")])
     assert once(settings).returncode == 0
     assert qualys.state.excluded_ips == set()

@@ -34,7 +34,8 @@ def qualys():
 def client(emulator, **kw):
     clock = Clock()
     kw.setdefault("poll_interval", 0.0)
-    return QualysClient(emulator.url, "u", kw.pop("password", "p"), sleep=clock.sleep, clock=clock, **kw), clock
+    return QualysClient(emulator.url, "u", kw.pop("password", "p"), sleep=clock.sleep, clock=clock,
+                        jitter=lambda: 1, **kw), clock
 
 
 def test_launch_wait_fetch_delete(qualys, tmp_path):
@@ -71,6 +72,60 @@ def test_rate_limit_1965_waits_what_qualys_asks(qualys):
     c, clock = client(qualys)
     assert c.list_ips() == []
     assert clock.sleeps == [3]
+
+
+def test_a_used_up_window_answers_1965_with_the_wait_in_the_header():
+    with QualysEmulator(users={"u": "p"}, rate_limit=2, rate_window=30) as q:
+        c, clock = client(q)
+        c.list_ips()
+        c.list_ips()
+        assert c.limits.remaining == 0
+        c.list_excluded_ips()                  # limits are counted per API endpoint
+        with pytest.raises(QualysError) as info:
+            client(q, max_wait=10)[0].list_ips()
+        assert "CODE 1965" in str(info.value) and "0 minutes and 3" in str(info.value)
+        assert info.value.status == 409
+
+
+def test_429_waits_retry_after():
+    answers = [httpx.Response(429, headers={"Retry-After": "7"}, content=b"slow down"),
+               httpx.Response(200, content=b"<IP_LIST_OUTPUT><RESPONSE/></IP_LIST_OUTPUT>")]
+    clock = Clock()
+    c = QualysClient("https://qualysapi.example", "u", "p", sleep=clock.sleep, clock=clock, jitter=lambda: 1,
+                     transport=httpx.MockTransport(lambda request: answers.pop(0)))
+    assert c.list_ips() == [] and clock.sleeps == [8]
+
+
+def test_too_many_concurrent_logins_is_retried_not_an_auth_failure():
+    body = (b"<SIMPLE_RETURN><RESPONSE><CODE>2014</CODE><TEXT>Too many concurrent logins</TEXT></RESPONSE>"
+            b"</SIMPLE_RETURN>")
+    answers = [httpx.Response(409, content=body), httpx.Response(200, content=b"<IP_LIST_OUTPUT><RESPONSE/></IP_LIST_OUTPUT>")]
+    clock = Clock()
+    c = QualysClient("https://qualysapi.example", "u", "p", sleep=clock.sleep, clock=clock,
+                     transport=httpx.MockTransport(lambda request: answers.pop(0)))
+    assert c.list_ips() == [] and clock.sleeps == [15]
+
+
+def test_the_report_slot_message_is_retried_even_with_a_code():
+    body = (b"<SIMPLE_RETURN><RESPONSE><CODE>1999</CODE><TEXT>Max number of allowed reports already running. "
+            b"Please try again later.</TEXT></RESPONSE></SIMPLE_RETURN>")
+    launched = b"<SIMPLE_RETURN><RESPONSE><TEXT>New report launched</TEXT><ITEM_LIST><ITEM><KEY>ID</KEY><VALUE>7</VALUE></ITEM></ITEM_LIST></RESPONSE></SIMPLE_RETURN>"
+    answers = [httpx.Response(200, content=body), httpx.Response(200, content=launched)]
+    clock = Clock()
+    c = QualysClient("https://qualysapi.example", "u", "p", sleep=clock.sleep, clock=clock,
+                     transport=httpx.MockTransport(lambda request: answers.pop(0)))
+    assert c.launch_report("1") == "7" and clock.sleeps == [30]
+
+
+@pytest.mark.parametrize("body", [b"<html>login page</html>", b"not xml at all", b""])
+def test_an_answer_that_is_not_qualys_xml_is_a_qualys_error(body):
+    c = QualysClient("https://qualysapi.example", "u", "p",
+                     transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body)))
+    for call in (c.list_ips, c.list_excluded_ips, lambda: c.add_ips(["10.0.0.1"]), lambda: c.launch_report("1"),
+                 lambda: c.report_status("1")):
+        with pytest.raises(QualysError) as info:
+            call()
+        assert "Qualys sent an unexpected answer to" in str(info.value)
 
 
 def test_rate_limit_longer_than_max_wait_fails_with_the_wait(qualys):
@@ -121,6 +176,7 @@ def test_waiting_longer_than_max_wait_gives_up(tmp_path):
         with pytest.raises(QualysReportError) as info:
             c.download_report("1", str(tmp_path / "r.xml"))
     assert "after 120 s" in str(info.value) and "max_wait" in str(info.value)
+    assert [a for _, a, _ in q.state.request_log][-2:] == ["cancel", "delete"]
 
 
 def test_bad_login_and_unknown_template(qualys):

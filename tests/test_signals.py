@@ -58,5 +58,7 @@ def test_sigterm_while_qualys_builds_the_report_deletes_it(tmp_path, pki):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
         assert q.state.deleted_reports, "the launched report is deleted from Qualys"
+        actions = [a for _, a, _ in q.state.request_log]
+        assert actions[-2:] == ["cancel", "delete"], "canceled first, so it frees its report slot"
     assert proc.returncode == 2 and "stopped by SIGTERM" in err
     assert os.listdir(scratch) == []

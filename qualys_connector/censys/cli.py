@@ -84,8 +84,8 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
                                          timeout=settings.timeout, sleep=_sleeper(stop)) as qualys:
                         result = run_cycle(settings, censys, qualys, position, reset=reset and first, stop=stop)
                     log.info("Summary: events=%d batches=%d added=%d excluded=%d unexcluded=%d "
-                             "ipv6_not_excluded=%d next_id=%s%s", result.events, result.batches, result.added,
-                             result.excluded, result.unexcluded, result.ipv6_not_excluded, result.next_id,
+                             "ipv6_skipped=%d next_id=%s%s", result.events, result.batches, result.added,
+                             result.excluded, result.unexcluded, result.ipv6_skipped, result.next_id,
                              " (trialMode cap reached)" if result.trial_capped else "")
                 except Interrupted:
                     log.info("stopped; the position of the last accepted batch is saved")

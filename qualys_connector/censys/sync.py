@@ -6,7 +6,6 @@ twice or excluding it twice is harmless in Qualys). Memory holds one page and on
 """
 from __future__ import annotations
 
-import ipaddress
 import threading
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ class CycleResult:
     added: int = 0
     excluded: int = 0
     unexcluded: int = 0
-    ipv6_not_excluded: int = 0
+    ipv6_skipped: int = 0
     next_id: int | None = None
     trial_capped: bool = False
 
@@ -68,7 +67,7 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
         if decision.add:
             if excluded_now is None:
                 excluded_now = IPRanges.parse(qualys.list_excluded_ips() or None)
-            back = [ip for ip in decision.add if ":" not in ip and not excluded_now.everything and ip in excluded_now]
+            back = [ip for ip in decision.add if not excluded_now.everything and ip in excluded_now]
             if back:
                 qualys.remove_excluded_ips(back, f"{TOOL}: re-associated in Censys ASM")
                 result.unexcluded += len(back)
@@ -76,20 +75,19 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
             qualys.add_ips(list(decision.add), enable_vm=True)
             result.added += len(decision.add)
             log.info("added %d IPs to Qualys VM (%s)", len(decision.add), _sample(decision.add))
+        for ip, operation in decision.ipv6.items():
+            log.warning("%s was %sd in Censys ASM but is IPv6: Qualys's asset-IP and excluded-IP calls take "
+                        "IPv4 only; not sent (add it in Qualys by hand, with an IPv6 mapping record)",
+                        ip, operation.lower())
+        result.ipv6_skipped += len(decision.ipv6)
         if decision.exclude:
-            v4 = [ip for ip in decision.exclude if ipaddress.ip_address(ip).version == 4]
-            v6 = [ip for ip in decision.exclude if ip not in v4]
-            for ip in v6:
-                log.warning("%s left the attack surface but is IPv6: Qualys's excluded-IP list takes IPv4 only; "
-                            "not excluded", ip)
-            result.ipv6_not_excluded += len(v6)
-            if v4:
-                ids = sorted(decision.exclude[ip] for ip in v4)
-                qualys.add_excluded_ips(v4, f"{TOOL}: disassociated in Censys ASM (logbook events "
-                                            f"{ids[0]}-{ids[-1]})")
-                result.excluded += len(v4)
-                excluded_now = None
-                log.info("excluded %d IPs from scanning (%s)", len(v4), _sample(v4))
+            ips = list(decision.exclude)
+            ids = sorted(decision.exclude.values())
+            qualys.add_excluded_ips(ips, f"{TOOL}: disassociated in Censys ASM (logbook events "
+                                         f"{ids[0]}-{ids[-1]})")
+            result.excluded += len(ips)
+            excluded_now = None
+            log.info("excluded %d IPs from scanning (%s)", len(ips), _sample(ips))
         result.events += len(batch) if not decision.cut else sum(
             1 for e in batch if decision.last_id is not None and _id(e) <= decision.last_id)
         result.batches += 1

@@ -9,11 +9,17 @@ their id, so 100,000 events cost nothing until asked for.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+
+def _when(iso: str) -> datetime.datetime:
+    when = datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
 
 
 def generated_event(event_id: int, seed: int = 1, pool: int = 500) -> dict:
@@ -83,6 +89,16 @@ class CensysEmulator:
             if event["id"] >= start:
                 yield event
 
+    def first_id_at(self, iso: str) -> int:
+        """Id of the first event at or after an ISO-8601 time (what a ``dateFrom`` cursor starts at)."""
+        since = _when(iso)
+        last = 0
+        for event in self.iter_from(0):
+            last = event["id"]
+            if _when(event.get("timestamp") or "1970-01-01T00:00:00Z") >= since:
+                return last
+        return last + 1
+
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/api"
@@ -137,7 +153,11 @@ class _Handler(BaseHTTPRequestHandler):
         with e._lock:
             e.requests += 1
             fault = e._faults.pop(0) if e._faults else None
-        if self.headers.get("Censys-Api-Key") != e.api_key:
+        key = self.headers.get("Censys-Api-Key")
+        if not key:
+            self._error(401, 10000, "Missing API key.")
+            return False
+        if key != e.api_key:
             self._error(401, 10001, "Invalid API key.")
             return False
         if fault == "429":
@@ -164,7 +184,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, 10067, "Invalid JSON body.")
         self.emulator.cursor_requests.append(body)
         types = ((body.get("filter") or {}).get("type")) or None
-        start = int(body.get("idFrom") or 0)
+        if body.get("idFrom") is None and body.get("dateFrom"):
+            try:
+                start = self.emulator.first_id_at(str(body["dateFrom"]))
+            except ValueError:
+                return self._error(400, 10067, "Invalid dateFrom.")
+        else:
+            start = int(body.get("idFrom") or 0)
         self._send(200, {"cursor": encode_cursor(start, types)})
 
     def do_GET(self):

@@ -33,9 +33,13 @@ def _pairs(values, what):
               help="Generate a report of HOSTS hosts (VULNS findings each, default 20) for a template.")
 @click.option("--report-delay", default=2.0, show_default=True, type=float, help="Seconds from launch to Finished.")
 @click.option("--fault", "faults", multiple=True, metavar="ID=FAULT", help="errors|canceled|simple-return|truncated|dropped.")
-@click.option("--concurrency-limit", default=2, show_default=True, type=int, help="X-Concurrency-Limit-Limit.")
+@click.option("--concurrency-limit", default=2, show_default=True, type=click.IntRange(1),
+              help="X-Concurrency-Limit-Limit: calls of one endpoint at once before 409/1960.")
+@click.option("--rate-limit", default=300, show_default=True, type=click.IntRange(1),
+              help="X-RateLimit-Limit: calls of one endpoint per window before 409/1965.")
+@click.option("--rate-window", default=3600, show_default=True, type=click.IntRange(1), help="X-RateLimit-Window-Sec.")
 def main(host, port, port_file, tls_dir, user, password_env, template_files, generated, report_delay, faults,
-         concurrency_limit):
+         concurrency_limit, rate_limit, rate_window):
     """Serve the Qualys report, asset IP and excluded IP APIs until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s")
     password = os.environ.get(password_env)
@@ -59,7 +63,8 @@ def main(host, port, port_file, tls_dir, user, password_env, template_files, gen
     if not templates:
         templates["424242"] = TemplateSpec(hosts=1000, vulns_per_host=10)
     emulator = QualysEmulator(host, port, users={user: password}, templates=templates, report_delay=report_delay,
-                              tls_dir=tls_dir, concurrency_limit=concurrency_limit)
+                              tls_dir=tls_dir, concurrency_limit=concurrency_limit, rate_limit=rate_limit,
+                              rate_window=rate_window)
     try:
         emulator.start()
     except OSError as exc:

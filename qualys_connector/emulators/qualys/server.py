@@ -2,12 +2,16 @@
 
 Faithful to the qualys-api spec where it is sure: basic auth, ``X-Requested-With`` required,
 GET or POST form parameters, SIMPLE_RETURN / REPORT_LIST_OUTPUT / IP_LIST_OUTPUT documents with
-their DOCTYPE lines, the six limit headers on every answer, 409 + CODE 1960 when more calls run
-at once than the concurrency limit, reports that go Submitted → Running → Finished, the report
-body streamed (a generated million-host report costs no memory), excluded IPs IPv4 only.
+their DOCTYPE lines, the six limit headers on every answer, limits counted per API endpoint
+(409 + CODE 1960 when more calls of one endpoint run at once than the concurrency limit, 409 +
+CODE 1965 with ``X-RateLimit-ToWait-Sec`` when an endpoint's calls of the window are used up),
+reports that go Submitted → Running → Finished, the report body streamed (a generated
+million-host report costs no memory).
 Where the spec is unsure (marked [?]) the choice is ours: the CODE for a missing
 ``X-Requested-With`` header, the CODE for fetching an unfinished report, the HTTP status of a
-CODE 999 answer (200 here).
+CODE 999 answer (200 here), IPv6 addresses refused by asset/ip add as well as by the
+excluded-IP list (both are documented for IPv4 only; what the real service answers is not
+known), and removing an IP that is not on the excluded list succeeding quietly.
 """
 from __future__ import annotations
 
@@ -68,6 +72,7 @@ class Report:
     fault: str | None
     user: str
     canceled: bool = False
+    launched_at: str = field(default_factory=lambda: _now_iso())
 
     def state(self, now: float) -> str:
         if self.canceled or self.fault == "canceled" and now - self.launched >= self.delay:
@@ -91,8 +96,9 @@ class State:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-def _now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _now_iso(days: int = 0) -> str:
+    when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def simple_return(text: str, code: str | None = None, items: dict | None = None) -> bytes:
@@ -175,18 +181,19 @@ class QualysEmulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, users: dict[str, str] | None = None,
                  templates: dict[str, TemplateSpec] | None = None, report_delay: float = 0.0,
                  tls_dir: str | None = None, concurrency_limit: int = 2, rate_limit: int = 300,
-                 max_running_reports: int = 8):
+                 rate_window: float = 3600.0, max_running_reports: int = 8):
         self.host, self.requested_port = host, port
         self.users = users or {"user": "pass"}
         self.templates = {str(k): v for k, v in (templates or {}).items()}
         self.report_delay, self.concurrency_limit, self.rate_limit = report_delay, concurrency_limit, rate_limit
+        self.rate_window = rate_window
         self.max_running_reports = max_running_reports
         self.tls_dir, self.ca_cert = tls_dir, None
         self.state = State()
         self._faults: list[str] = []
         self._ids = itertools.count(1212970)
-        self._calls_running = 0
-        self._remaining = rate_limit
+        self._running: dict[str, int] = {}                   # API endpoint -> calls running now
+        self._window: dict[str, tuple[float, int]] = {}      # API endpoint -> (window start, calls in it)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -254,6 +261,29 @@ class QualysEmulator:
     def running_reports(self, now: float) -> int:
         return sum(1 for r in self.state.reports.values() if r.state(now) in ("Submitted", "Running"))
 
+    def count_call(self, endpoint: str, now: float) -> tuple[int, int, bool, int]:
+        """Book one call of ``endpoint`` (under the state lock).
+
+        Returns (running, remaining, over concurrency, seconds to wait when the window is used up).
+        """
+        start, used = self._window.get(endpoint, (now, 0))
+        if now - start >= self.rate_window:
+            start, used = now, 0
+        to_wait = 0
+        if used >= self.rate_limit:
+            to_wait = max(1, int(start + self.rate_window - now + 0.999))
+        else:
+            used += 1
+        self._window[endpoint] = (start, used)
+        running = self._running.get(endpoint, 0) + 1
+        self._running[endpoint] = running
+        self.state.max_concurrent_calls = max(self.state.max_concurrent_calls, running)
+        return running, self.rate_limit - used, running > self.concurrency_limit, to_wait
+
+    def call_done(self, endpoint: str) -> None:
+        with self.state.lock:
+            self._running[endpoint] -= 1
+
 
 class _Handler(BaseHTTPRequestHandler):
     emulator: QualysEmulator
@@ -279,12 +309,15 @@ class _Handler(BaseHTTPRequestHandler):
             params.update({k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()})
         return params
 
+    _running = _remaining = _to_wait = 0
+
     def _limit_headers(self) -> list[tuple[str, str]]:
         e = self.emulator
-        return [("X-RateLimit-Limit", str(e.rate_limit)), ("X-RateLimit-Window-Sec", "3600"),
-                ("X-RateLimit-Remaining", str(max(e._remaining, 0))), ("X-RateLimit-ToWait-Sec", "0"),
+        return [("X-RateLimit-Limit", str(e.rate_limit)), ("X-RateLimit-Window-Sec", str(int(e.rate_window))),
+                ("X-RateLimit-Remaining", str(max(self._remaining, 0))),
+                ("X-RateLimit-ToWait-Sec", str(self._to_wait)),
                 ("X-Concurrency-Limit-Limit", str(e.concurrency_limit)),
-                ("X-Concurrency-Limit-Running", str(e._calls_running))]
+                ("X-Concurrency-Limit-Running", str(self._running))]
 
     def _send(self, status: int, body: bytes, headers=()) -> None:
         self.send_response(status)
@@ -311,10 +344,7 @@ class _Handler(BaseHTTPRequestHandler):
         params = self._params()
         with e.state.lock:
             e.state.request_log.append((path, params.get("action"), {k: v for k, v in params.items() if k != "ips"}))
-            e._remaining -= 1
-            e._calls_running += 1
-            e.state.max_concurrent_calls = max(e.state.max_concurrent_calls, e._calls_running)
-            too_many = e._calls_running > e.concurrency_limit
+            self._running, self._remaining, too_many, self._to_wait = e.count_call(path, time.monotonic())
         try:
             user = self._user()
             if user is None:
@@ -334,8 +364,12 @@ class _Handler(BaseHTTPRequestHandler):
             if fault == "503":
                 return self._send(503, b"<html><body>Service Unavailable: planned maintenance</body></html>")
             if fault == "409-1965":
-                return self._send(409, simple_return("This API cannot be run again for another 0 hours, 0 minutes and 2 seconds.",
-                                                     "1965", {"SECONDS_TO_WAIT": 2}), [("X-RateLimit-ToWait-Sec", "2")])
+                self._to_wait, self._remaining = 2, 0
+            if self._to_wait:
+                hours, rest = divmod(self._to_wait, 3600)
+                return self._send(409, simple_return(
+                    f"This API cannot be run again for another {hours} hours, {rest // 60} minutes and "
+                    f"{rest % 60} seconds.", "1965", {"SECONDS_TO_WAIT": self._to_wait}))
             if fault == "409-1960" or too_many:
                 return self._send(409, simple_return("This API cannot be run again until 1 currently running "
                                                      "instance has finished.", "1960", {"CALLS_TO_FINISH": 1}))
@@ -349,8 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._template_list()
             return self._send(404, simple_return(f"Unknown API path {path}", "1903"))
         finally:
-            with e.state.lock:
-                e._calls_running -= 1
+            e.call_done(path)
 
     # ------------------------------------------------------------------ reports
     def _report(self, params, user, busy=False):
@@ -377,17 +410,22 @@ class _Handler(BaseHTTPRequestHandler):
         report = e.state.reports.get(params.get("id", ""))
         if action == "list":
             rows = ""
-            if report is not None:
+            if "id" in params:
+                listed = [report] if report is not None else []
+            else:
+                with e.state.lock:
+                    listed = list(e.state.reports.values())
+            for report in listed:
                 state = report.state(now)
                 percent = "" if state != "Running" else f"<PERCENT>{min(99, int(100 * (now - report.launched) / max(report.delay, 0.001)))}</PERCENT>"
                 message = "<MESSAGE><![CDATA[Report generation failed: scan data unavailable]]></MESSAGE>" if state == "Errors" else ""
-                rows = (f"      <REPORT>\n        <ID>{report.report_id}</ID>\n"
+                rows += (f"      <REPORT>\n        <ID>{report.report_id}</ID>\n"
                         f"        <TITLE><![CDATA[Template {report.template_id}]]></TITLE>\n"
                         f"        <TYPE>Scan</TYPE>\n        <USER_LOGIN>{report.user}</USER_LOGIN>\n"
-                        f"        <LAUNCH_DATETIME>{_now_iso()}</LAUNCH_DATETIME>\n        <OUTPUT_FORMAT>XML</OUTPUT_FORMAT>\n"
+                        f"        <LAUNCH_DATETIME>{report.launched_at}</LAUNCH_DATETIME>\n        <OUTPUT_FORMAT>XML</OUTPUT_FORMAT>\n"
                         f"        <SIZE>{'-' if state != 'Finished' else '1.0 MB'}</SIZE>\n"
                         f"        <STATUS><STATE>{state}</STATE>{message}{percent}</STATUS>\n"
-                        f"        <EXPIRATION_DATETIME>{_now_iso()}</EXPIRATION_DATETIME>\n      </REPORT>\n")
+                        f"        <EXPIRATION_DATETIME>{_now_iso(days=7)}</EXPIRATION_DATETIME>\n      </REPORT>\n")
             body = ('<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE REPORT_LIST_OUTPUT SYSTEM '
                     '"https://qualysapi.qualys.com/api/2.0/fo/report/report_list_output.dtd">\n'
                     f"<REPORT_LIST_OUTPUT>\n  <RESPONSE>\n    <DATETIME>{_now_iso()}</DATETIME>\n"
@@ -454,6 +492,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(400, simple_return(f"parameter ips has invalid value: {exc}", "1905"))
             if not ips:
                 return self._send(400, simple_return("Missing required parameter ips", "1903"))
+            if any(":" in ip for ip in ips):   # [?] documented IPv4-only; the real answer is unknown
+                return self._send(400, simple_return("parameter ips has invalid value: IPv6 addresses need "
+                                                     "IPv4/IPv6 mapping records", "1905"))
             with e.state.lock:
                 e.state.asset_ips.update(ips)
             return self._send(200, simple_return("IPs successfully added to Vulnerability Management"))
@@ -471,6 +512,8 @@ class _Handler(BaseHTTPRequestHandler):
                 ips = _expand(params.get("ips", ""))
             except ValueError as exc:
                 return self._send(400, simple_return(f"parameter ips has invalid value: {exc}", "1905"))
+            if not ips:
+                return self._send(400, simple_return("Missing required parameter ips", "1903"))
             if any(":" in ip for ip in ips):
                 return self._send(400, simple_return("parameter ips has invalid value: IPv6 addresses are not "
                                                      "supported for excluded IPs", "1905"))
