@@ -127,6 +127,15 @@ def test_associate_disassociate_reassociate_end_in_the_right_qualys_state(tmp_pa
     assert censys.cursor_requests[-1] == {"idFrom": 7, "filter": {"type": ["HOST"]}}
 
 
+def test_exclusions_can_expire(tmp_path, emulators):
+    censys, qualys = emulators
+    censys.append([host("203.0.113.9", "DISASSOCIATE")])
+    assert once(write_settings(tmp_path, censys.url, qualys.url, excludeExpiryDays=30)).returncode == 0
+    assert qualys.state.excluded_ips == {"203.0.113.9"}
+    sent = [p for path, a, p in qualys.state.request_log if a == "add" and "excluded_ip" in path]
+    assert sent[0]["expiry_days"] == "30"
+
+
 def test_a_qualys_failure_keeps_the_position_before_the_failed_batch(tmp_path, emulators):
     censys, qualys = emulators
     censys.append([host(f"192.0.2.{i}", "ASSOCIATE") for i in range(1, 13)])

@@ -17,7 +17,7 @@ log = get_logger()
 
 SECTIONS = {"authentication": ("asm_api_key", "asm_api_url"),
             "run": ("interval", "startup", "idFrom", "trialMode", "addHosts", "excludeHosts", "addIps",
-                    "excludeIps", "batchSize"),
+                    "excludeIps", "batchSize", "excludeExpiryDays"),
             "qualys": ("qualys_api_url", "qualys_username", "qualys_password", "proxy", "proxy_username",
                        "proxy_password", "ca_bundle", "verify", "timeout")}
 
@@ -42,6 +42,7 @@ class Settings:
     proxy_password: str | None = None
     verify: bool | str = True
     timeout: float = 120.0
+    exclude_expiry_days: int | None = None
 
 
 def _section(data, name: str, path: str):
@@ -88,6 +89,7 @@ def load(path: str) -> Settings:
         add_hosts=_alias(run, "addHosts", "addIps", path, True),
         exclude_hosts=_alias(run, "excludeHosts", "excludeIps", path, False),
         batch_size=yamlconf.as_int(run, "batchSize", path, 500, minimum=1),
+        exclude_expiry_days=yamlconf.as_int(run, "excludeExpiryDays", path, None, minimum=1),
         qualys_api_url=qualys_url,
         qualys_username=s(qualys, "qualys_username", path, required=True),
         qualys_password=s(qualys, "qualys_password", path, required=True, env="QC_QUALYS_PASSWORD"),

@@ -84,7 +84,7 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
             ips = list(decision.exclude)
             ids = sorted(decision.exclude.values())
             qualys.add_excluded_ips(ips, f"{TOOL}: disassociated in Censys ASM (logbook events "
-                                         f"{ids[0]}-{ids[-1]})")
+                                         f"{ids[0]}-{ids[-1]})", expiry_days=settings.exclude_expiry_days)
             result.excluded += len(ips)
             excluded_now = None
             log.info("excluded %d IPs from scanning (%s)", len(ips), _sample(ips))
