@@ -21,7 +21,7 @@ PARAMETERS = [
     ("-plugininfo=FILE", "QualysGuard.yaml (default: input_plugins/QualysGuard.yaml, then ./QualysGuard.yaml)"),
     ("required keys", "user_id, password, template_id (not with report_file)"),
     ("optional keys", "url, add_host, ip_ranges, proxy, proxy_username, proxy_password, report_file, "
-                      "keep_report, scanner_name, source_name, vuln_types, min_severity, set_os, domain, "
+                      "keep_report, scanner_name, source_name, vuln_types, min_severity, set_os, ascii_only, domain, "
                       "ca_bundle, verify, timeout, poll_interval, max_wait"),
 ]
 SHORTEN = True
@@ -99,20 +99,25 @@ def write_commands(report, cfg, job) -> None:
         out.write(commands.encode_line(fitted))
         summary.commands += 1
 
+    free_text = commands.ascii_text if cfg.ascii_only else commands.clean_text
+
     def tail(qid: int) -> str:
         text = tails.get(qid)
         if text is None:
             vuln = report.vuln(qid)          # a QID missing from the glossary reads "QID <n>"
             text = tails[qid] = commands.encode_args("AddScanResult", (
-                commands.clean_text(vuln.title), commands.clean_text(vuln.threat),
+                free_text(vuln.title), free_text(vuln.threat),
                 commands.id_list_field(commands.CVE_HEADER, vuln.cve_ids),
                 commands.id_list_field(commands.BUGTRAQ_HEADER, vuln.bugtraq_ids)), first=5)
         return text
 
     debug = job.log.isEnabledFor(10)
-    emit(commands.set_source(cfg.source_name))
+    # SetDomain first: SetSource needs a leaf domain (spec §1.2), and a parent-domain certificate
+    # starts every DATA message in its own, non-leaf domain (§2.1). DESIGN.md §4 lists SetSource
+    # first; with a domain set that order would fail on such an FMC, so we reverse it.
     if cfg.domain:
         emit(commands.set_domain(cfg.domain))
+    emit(commands.set_source(cfg.source_name))
     for host in report.hosts():
         if not host.findings and not cfg.add_host:
             continue
@@ -120,7 +125,7 @@ def write_commands(report, cfg, job) -> None:
         if cfg.add_host:
             emit(commands.add_host(host.ip))
         if cfg.set_os and host.os:
-            emit(commands.set_os(host.ip, *split_os(host.os)))
+            emit(commands.set_os(host.ip, *split_os(free_text(host.os))))
         head = "AddScanResult," + commands.encode_args("AddScanResult", (host.ip, cfg.scanner_name)) + ","
         sent = set()
         for finding in host.findings:
@@ -139,7 +144,7 @@ def write_commands(report, cfg, job) -> None:
             if len(line) > CSV_MAX_LINE:
                 vuln = report.vuln(finding.qid)
                 emit(commands.add_scan_result(host.ip, cfg.scanner_name, finding.qid, port, proto,
-                                              commands.clean_text(vuln.title), commands.clean_text(vuln.threat),
+                                              free_text(vuln.title), free_text(vuln.threat),
                                               vuln.cve_ids, vuln.bugtraq_ids))
             else:
                 out.write(line)

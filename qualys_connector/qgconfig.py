@@ -13,7 +13,7 @@ VULN_TYPES = {"vuln": "Vuln", "practice": "Practice", "ig": "Ig"}
 
 KEYS = ("user_id", "password", "template_id", "url", "add_host", "ip_ranges", "proxy",
         "proxy_username", "proxy_password", "report_file", "keep_report", "scanner_name",
-        "source_name", "vuln_types", "min_severity", "set_os", "domain", "ca_bundle", "verify",
+        "source_name", "vuln_types", "min_severity", "set_os", "ascii_only", "domain", "ca_bundle", "verify",
         "timeout", "poll_interval", "max_wait")
 
 log = get_logger()
@@ -38,6 +38,7 @@ class QualysGuardConfig:
     vuln_types: tuple[str, ...] = ("Vuln", "Practice")
     min_severity: int = 1
     set_os: bool = False
+    ascii_only: bool = True
     domain: str | None = None
     ca_bundle: str | None = None
     verify: bool = True
@@ -111,6 +112,7 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     if cfg.min_severity > 5:
         raise yamlconf.error(data, "min_severity", "severities go from 1 to 5", path)
     cfg.set_os = yamlconf.as_bool(data, "set_os", path, False)
+    cfg.ascii_only = yamlconf.as_bool(data, "ascii_only", path, True)
     cfg.domain = s(data, "domain", path)
     cfg.ca_bundle = _path_near(path, s(data, "ca_bundle", path))
     if cfg.ca_bundle and not os.path.isfile(cfg.ca_bundle):

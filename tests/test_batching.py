@@ -25,11 +25,17 @@ def test_messages_respect_max_size_keep_order_and_never_split_lines():
 
 
 def test_header_lines_start_every_message():
-    lines = [b"SetSource,QualysGuard\n", b"SetDomain,Global\\Leaf\n"] + [b"AddHost,10.0.0.%d\n" % i for i in range(200)]
+    lines = [b"SetDomain,Global\\Leaf\n", b"SetSource,QualysGuard\n"] + [b"AddHost,10.0.0.%d\n" % i for i in range(200)]
     payloads = batches(lines, 200)
     assert len(payloads) > 5
     for p in payloads:
-        assert p.startswith(b"SetSource,QualysGuard\nSetDomain,Global\\Leaf\n")
+        assert p.startswith(b"SetDomain,Global\\Leaf\nSetSource,QualysGuard\n")
+
+
+def test_header_lines_repeat_in_the_order_they_were_last_set():
+    lines = [b"SetSource,A\n", b"SetDomain,Global\\Leaf\n", b"SetSource,B\n"] + [b"AddHost,10.0.0.%d\n" % i for i in range(60)]
+    payloads = batches(lines, 120)
+    assert all(p.startswith(b"SetDomain,Global\\Leaf\nSetSource,B\n") for p in payloads)
 
 
 def test_a_new_source_midway_replaces_the_header_from_then_on():

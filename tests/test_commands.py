@@ -58,6 +58,12 @@ def test_every_command_of_the_reference_table_round_trips():
         assert c.decode(c.encode(cmd)) == cmd, name
 
 
+def test_ascii_text_keeps_the_meaning_of_typographic_text():
+    assert c.ascii_text("Microsoft\u2019s \u201cCaf\u00e9\u201d \u2014 r\u00e9sum\u00e9\u2026 \u00ae") == 'Microsoft\'s "Cafe" - resume... (R)'
+    assert c.ascii_text("plain\n text ") == "plain text"
+    assert c.ascii_text("\u65e5\u672c OS \u2713") == "OS"
+
+
 def test_newlines_are_refused_and_clean_text_removes_them():
     with pytest.raises(c.CommandSyntaxError):
         c.encode(c.Command("SetSource", ("a\nb",)))

@@ -40,11 +40,24 @@ def test_defaults_send_no_addhost_no_setos_and_end_with_scanflush(tmp_path, lock
 def test_ip_ranges_domain_names_types_and_severity(tmp_path, lock_dir):
     lines, _ = dry_run(tmp_path, ip_ranges="10.20.30.0/24", domain="Global\\Leaf", scanner_name="QG",
                        source_name="Qualys", vuln_types="Vuln, Ig", min_severity=1)
-    assert lines[:2] == ["SetSource,Qualys", "SetDomain,Global\\Leaf"]
+    assert lines[:2] == ["SetDomain,Global\\Leaf", "SetSource,Qualys"]   # the leaf domain first
     results = [l for l in lines if l.startswith("AddScanResult")]
     assert all(l.split(",")[1].startswith("10.20.30.") and l.split(",")[2] == '"QG"' for l in results)
     qids = [int(l.split(",")[3]) for l in results]
     assert qids == [6, 82003, 38601, 45038, 121695]        # Practice 370876 left out, Ig in
+
+
+def test_text_is_folded_to_ascii_unless_ascii_only_is_off(tmp_path, lock_dir):
+    text = open(os.path.join(DATA, "sample_asset_data_report.xml"), encoding="utf-8").read()
+    fancy = tmp_path / "fancy.xml"
+    fancy.write_text(text.replace("use of weak RC4(Arcfour) cipher", "use of weak RC4 \u2014 \u201cArcfour\u201d r\u00e9sum\u00e9 \u2713", 1),
+                     encoding="utf-8")
+    lines, _ = dry_run(tmp_path, report_file=str(fancy))
+    (line,) = [l for l in lines if ",38601," in l]
+    assert '"SSL/TLS use of weak RC4 - ""Arcfour"" resume"' in line and line.isascii()
+    lines, _ = dry_run(tmp_path, report_file=str(fancy), ascii_only="n")
+    (line,) = [l for l in lines if ",38601," in l]
+    assert '"SSL/TLS use of weak RC4 \u2014 \u201cArcfour\u201d r\u00e9sum\u00e9 \u2713"' in line
 
 
 def test_a_truncated_saved_report_writes_nothing(tmp_path, lock_dir):

@@ -4,7 +4,9 @@ Rules (DESIGN.md §5, host-input spec §2.1/§2.3): every DATA payload is at mos
 MAX_SIZE bytes; a line is never split; the order of lines is kept exactly (the Perl SDK
 regrouped scan results by IP and let other lines overtake them); and the current ``Set*``
 header lines are repeated at the top of every message, because the server resets
-SetDomain/SetSourceType per message and Cisco's own splitter repeats them all.
+SetDomain/SetSourceType per message and Cisco's own splitter repeats them all. They are
+repeated in the order they were last set, so a SetSource given after a SetDomain still comes
+after it (SetSource needs the leaf domain to be named first).
 """
 from __future__ import annotations
 
@@ -71,6 +73,7 @@ class Batcher:
         name = command_name(line)
         out: list[bytes] = []
         if name in HEADER_COMMANDS:
+            self.headers.pop(name, None)      # moves to the end: the order of the latest settings
             self.headers[name] = line
             self._header_size = sum(len(v) for v in self.headers.values())
             if self._body_lines == 0:
