@@ -66,6 +66,18 @@ def test_ipv4_and_ipv6(tmp_path, pki, lock_dir, family):
         assert len(fmc.netmap.export()["hosts"]) == 20
 
 
+@pytest.mark.parametrize("reply_type", [1, 2, 7])
+def test_replies_are_read_whatever_their_frame_type(tmp_path, pki, lock_dir, reply_type):
+    """The reply's TLV type is unconfirmed (spec §2.1): only ERROR (4) means an error."""
+    from qualys_connector.emulators.fmc.server import FMCEmulator
+    source = write_csv(tmp_path / "in.csv", sample_lines(3))
+    with FMCEmulator(pki=pki, accept_unknown_hosts=True, reply_type=reply_type) as fmc:
+        result = run_cli("-server=127.0.0.1", f"-port={fmc.port}", f"-pkcs12={pki.client_pkcs12}",
+                         f"-pl={source}", "csv", env=env())
+        assert result.returncode == 0, result.stderr
+        assert len(fmc.netmap.export()["hosts"]) == 3
+
+
 def test_fmc_error_lines_are_warnings_and_exit_2(tmp_path, pki, lock_dir):
     from qualys_connector.emulators.fmc.server import FMCEmulator
     source = write_csv(tmp_path / "in.csv", [

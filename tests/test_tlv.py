@@ -31,9 +31,11 @@ def test_a_hostile_length_is_refused_without_buffering_it():
         decoder.feed(struct.pack(">II", 3, 2**31))
 
 
-def test_unknown_frame_types_are_refused():
+def test_unknown_frame_types_are_refused_unless_not_strict():
     with pytest.raises(tlv.FramingError):
         tlv.FrameDecoder().feed(struct.pack(">II", 9, 0))
+    (frame,) = tlv.FrameDecoder(strict=False).feed(struct.pack(">II", 9, 2) + b"ok")
+    assert frame.type == 9 and frame.payload == b"ok" and frame.type_name == "type 9"
 
 
 def test_truncated_stream_leaves_pending_bytes():

@@ -50,7 +50,7 @@ class HostInputClient:
         self.timeout = timeout
         self.max_size: int | None = None
         self._sock: ssl.SSLSocket | None = None
-        self._decoder = tlv.FrameDecoder()
+        self._decoder = tlv.FrameDecoder(strict=False)   # any reply type is read as a reply [?]
         self._frames: list[tlv.Frame] = []
 
     @property
@@ -118,7 +118,7 @@ class HostInputClient:
             self.max_size = frame.uint32()
         except tlv.FramingError as exc:
             raise FMCProtocolError(f"bad MAX_SIZE from the FMC: {exc}") from None
-        if self.max_size < 64:
+        if self.max_size < 64:   # our own floor: no header line plus a command fits in less
             raise FMCProtocolError(f"the FMC announced an unusable MAX_SIZE of {self.max_size} bytes")
         return self.max_size
 

@@ -60,11 +60,14 @@ class FrameDecoder:
     """Incremental decoder: ``feed`` bytes as they arrive, get whole frames out.
 
     ``max_length`` bounds what a peer can make us buffer: a hostile or confused peer that
-    announces a 4 GB frame is a protocol error, not an allocation.
+    announces a 4 GB frame is a protocol error, not an allocation. ``strict`` refuses frame
+    types other than 1-4 (the server side); a client reading replies passes ``strict=False``,
+    because the type of the FMC's reply frame is not confirmed (spec §2.1 [?]: the SDK reads
+    any type but MAX_SIZE alike).
     """
 
-    def __init__(self, max_length: int = 16 * 1024 * 1024):
-        self.max_length = max_length
+    def __init__(self, max_length: int = 16 * 1024 * 1024, strict: bool = True):
+        self.max_length, self.strict = max_length, strict
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> list[Frame]:
@@ -72,10 +75,10 @@ class FrameDecoder:
         frames = []
         while len(self._buffer) >= HEADER_SIZE:
             frame_type, length = _HEADER.unpack_from(self._buffer)
-            if frame_type not in TYPE_NAMES:
+            if self.strict and frame_type not in TYPE_NAMES:
                 raise FramingError(f"unknown frame type {frame_type}")
             if length > self.max_length:
-                raise FramingError(f"{TYPE_NAMES[frame_type]} frame of {length} bytes exceeds "
+                raise FramingError(f"{TYPE_NAMES.get(frame_type, f'type {frame_type}')} frame of {length} bytes exceeds "
                                    f"the limit of {self.max_length}")
             if len(self._buffer) < HEADER_SIZE + length:
                 break
