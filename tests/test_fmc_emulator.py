@@ -71,13 +71,61 @@ def test_unknown_hosts_results_are_dropped_unless_added():
     (ASR.format(ip="10.0.0.300", qid=1, port=80, proto="tcp"), "Failed to recognize IP address"),
     ('AddScanResult,10.0.0.1,"Q",abc,80,tcp,"t","d","cve_ids:","bugtraq_ids:"', "Vuln ID"),
     ('AddScanResult,10.0.0.1,"Q",5,80,tcp,"t","d","CVE-1","bugtraq_ids:"', "header"),
-    ("AddHost,10.0.0.1", "Must set source application"),
-    ("Bogus,1", "unknown command"),
+    ("AddHost,10.0.0.1", "[AddHost]: Must set source application"),
+    ("SetMap,SomeMap", "[SetMap]: Must set source application"),
+    ("Bogus,1", "Unknown command 'Bogus'"),
     ('AddHost,"10.0.0.1', "CSV Error"),
 ])
 def test_bad_lines_get_error_lines_like_the_server(line, needle):
     reply = session().process(line + "\n")
     assert needle in reply and reply.rstrip().endswith("commands.")
+
+
+def test_unknown_commands_and_csv_errors_are_not_counted():
+    reply = session().process('SetSource,Q\nBogus,1\nAddHost,"10.0.0.1\nAddHost,10.0.0.2\n')
+    assert reply.endswith("Done processing 1 commands.\n") and reply.count("\n") == 3
+
+
+def test_a_parent_domain_certificate_must_name_a_leaf_before_setsource():
+    s = Session(NetworkMap(), Stats(), accept_unknown_hosts=True, leaf_domains=("Global\\East",))
+    reply = s.process("SetSource,Q\nAddHost,10.0.0.1\nAddHost,10.0.0.2\n")
+    assert reply.splitlines() == ["[SetSource]: Global is not a leaf domain; name one with SetDomain first",
+                                  "Done processing 0 commands."]           # the rest of the message is not run
+    assert s.netmap.export()["hosts"] == {}
+    assert s.process("SetDomain,East\nSetSource,Q\nAddHost,10.0.0.1\n") == "Done processing 1 commands.\n"
+    assert "not the certificate's domain" in s.process("SetDomain,Global\\West\nAddHost,10.0.0.3\n")
+    # SetDomain lasts one message: the next one starts in Global again, SetSource is remembered
+    assert "not a leaf domain" in s.process("SetSource,Q\nAddHost,10.0.0.4\n")
+
+
+def test_address_fields_take_lists_ranges_cidr_and_exclusions():
+    s = session()
+    s.process("SetSource,Q\n" + "".join(f"AddHost,10.0.0.{i}\n" for i in range(1, 9)) + "AddHost,10.0.1.1\n")
+    s.process('SetSource,Q\nSetOS,"10.0.0.0/29,!10.0.0.2,10.0.1.1-10.0.1.5","V","P","1"\n')
+    hosts = s.netmap.export()["hosts"]
+    assert sorted(ip for ip, h in hosts.items() if h["os"]) == ["10.0.0.1", "10.0.0.3", "10.0.0.4", "10.0.0.5",
+                                                               "10.0.0.6", "10.0.0.7", "10.0.1.1"]
+    s.process('SetSource,Q\nDeleteHost,"10.0.0.1-10.0.0.4"\n')
+    assert sorted(s.netmap.export()["hosts"]) == ["10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8", "10.0.1.1"]
+    assert "Failed to recognize IP address" in s.process('SetSource,Q\nSetOS,"10.0.0.5,nonsense","V","P","1"\n')
+
+
+def test_a_mac_only_host_is_added_and_deleted_by_its_mac():
+    s = session()
+    s.process("SetSource,Q\nAddHost,,01:02:03:04:05:06\n")
+    assert list(s.netmap.export()["hosts"]) == ["01:02:03:04:05:06"]
+    s.process("SetSource,Q\nDeleteHost,,01:02:03:04:05:06\n")
+    assert s.netmap.export()["hosts"] == {}
+
+
+def test_delete_scan_result_takes_a_list_of_scanners():
+    s = session()
+    s.process("\n".join([ASR.format(ip="10.0.0.1", qid=1, port=80, proto="tcp"),
+                         ASR.replace('"QualysGuard"', '"A"').format(ip="10.0.0.1", qid=2, port=80, proto="tcp"),
+                         ASR.replace('"QualysGuard"', '"B"').format(ip="10.0.0.1", qid=3, port=80, proto="tcp"),
+                         "ScanFlush"]))
+    s.process('DeleteScanResult,10.0.0.1,"A,B"\nScanUpdate\n')
+    assert results(s, "10.0.0.1") == [("1", 80, "tcp")]
 
 
 def test_cve_prefix_is_stripped_as_the_server_does():

@@ -93,6 +93,24 @@ def test_without_add_host_the_fmc_keeps_only_hosts_it_knows(tmp_path, pki, qualy
     assert got == Counter({k: v for k, v in want.items() if k[0] in known})
 
 
+def test_a_multi_domain_fmc_gets_the_leaf_domain_before_the_source(tmp_path, pki, qualys, lock_dir):
+    with FMCEmulator(pki=pki, max_size=2048, leaf_domains=["Global\\Branch"]) as fmc:
+        result = connector(tmp_path, pki, fmc, write_config(tmp_path, qualys.url, domain="Global\\Branch"))
+        assert result.returncode == 0, result.stderr
+        assert fmc.stats.data_messages > 5 and fmc.stats.error_lines == 0
+        assert all(m.startswith(b"SetDomain,Global\\Branch\nSetSource,QualysGuard\n") for m in fmc.messages)
+        got, _ = arrived(fmc)
+    assert got == expected()
+
+
+def test_without_a_domain_a_multi_domain_fmc_refuses_and_the_exit_code_says_so(tmp_path, pki, qualys, lock_dir):
+    with FMCEmulator(pki=pki, leaf_domains=["Global\\Branch"]) as fmc:
+        result = connector(tmp_path, pki, fmc, write_config(tmp_path, qualys.url))
+        assert fmc.netmap.export()["hosts"] == {}
+    assert result.returncode == 2
+    assert "not a leaf domain" in result.stderr and "replies_with_errors=" in result.stderr
+
+
 def test_through_an_authenticating_proxy(tmp_path, pki, qualys, lock_dir):
     with AuthProxy(username="zaphod", password="t0w3L") as proxy, FMCEmulator(pki=pki) as fmc:
         config = write_config(tmp_path, qualys.url, proxy=proxy.url, proxy_username="zaphod", proxy_password="t0w3L")

@@ -14,7 +14,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-# Field order per command, from the server's own field table (spec §1.2).
+# Field order per command, from the server's own field table (spec §1.2). Unsure there [?]: the
+# accepted spellings of the SetSourceType value (any text is passed through), and whether an FMC
+# also takes the guide's plural SetValidVulns / SetInvalidVulns (we know only the parser's singular).
 FIELDS: dict[str, tuple[str, ...]] = {
     "SetSourceType": ("type",),
     "SetSource": ("source_name", "option"),

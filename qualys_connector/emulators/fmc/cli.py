@@ -47,7 +47,11 @@ def init_pki_command(directory, client_password_env):
 @click.option("--accept-unknown-hosts", is_flag=True,
               help="Keep scan results for hosts not in the map (default: drop them, like add_host: n).")
 @click.option("--known-host", "known_hosts", multiple=True, metavar="IP", help="Pre-seed the map with a host.")
-def serve_command(pki_dir, host, port, port_file, max_size, db, sink, accept_unknown_hosts, known_hosts):
+@click.option("--leaf-domain", "leaf_domains", multiple=True, metavar="NAME",
+              help="Multitenancy: the client certificate belongs to Global and NAME is a leaf domain below it "
+                   "(repeatable); clients must then send SetDomain before SetSource.")
+def serve_command(pki_dir, host, port, port_file, max_size, db, sink, accept_unknown_hosts, known_hosts,
+                  leaf_domains):
     """Serve the host input protocol until SIGTERM/SIGINT, then print the map summary."""
     from .server import FMCEmulator
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s")
@@ -57,7 +61,7 @@ def serve_command(pki_dir, host, port, port_file, max_size, db, sink, accept_unk
         raise click.UsageError(f"{missing[0]} is missing: run fmc-emulator init-pki {pki_dir} first")
     emulator = FMCEmulator(host, port, ca_cert=paths[0], server_cert=paths[1], server_key=paths[2],
                            max_size=max_size, db=db, sink=sink, accept_unknown_hosts=accept_unknown_hosts,
-                           known_hosts=known_hosts, record_messages=False)
+                           known_hosts=known_hosts, record_messages=False, leaf_domains=leaf_domains)
     try:
         emulator.start()
     except OSError as exc:

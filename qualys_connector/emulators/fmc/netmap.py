@@ -68,6 +68,15 @@ class NetworkMap:
             for table in ("hosts", "attributes", "scan_results"):
                 self._conn.execute(f"DELETE FROM {table} WHERE ip=?", (ip,))
 
+    def host_keys(self) -> list[str]:
+        """Every host's key (its IP, or its MAC for a MAC-only host), in the order added."""
+        with self._lock:
+            return [row[0] for row in self._conn.execute("SELECT ip FROM hosts ORDER BY rowid")]
+
+    def hosts_with_mac(self, mac: str) -> list[str]:
+        with self._lock:
+            return [row[0] for row in self._conn.execute("SELECT ip FROM hosts WHERE lower(mac)=lower(?)", (mac,))]
+
     def set_os(self, ip: str, vendor: str, product: str, version: str) -> None:
         with self._lock:
             self._conn.execute("UPDATE hosts SET os_vendor=?, os_product=?, os_version=? WHERE ip=?",

@@ -28,13 +28,14 @@ class FMCEmulator:
                  server_cert: str | None = None, server_key: str | None = None, max_size: int = 65536,
                  db: str = ":memory:", sink: bool = False, accept_unknown_hosts: bool = False,
                  known_hosts=(), close_after_data: int | None = None, reply_type: int = tlv.DATA,
-                 record_messages: bool = True):
+                 record_messages: bool = True, leaf_domains=()):
         if pki is not None:
             ca_cert, server_cert, server_key = pki.ca_cert, pki.server_cert, pki.server_key
         if not (ca_cert and server_cert and server_key):
             raise ValueError("the FMC emulator needs a CA certificate, a server certificate and its key")
         self.host, self.requested_port, self.max_size = host, port, max_size
         self.sink, self.accept_unknown_hosts = sink, accept_unknown_hosts
+        self.leaf_domains = tuple(leaf_domains)
         self.close_after_data, self.reply_type = close_after_data, reply_type
         self.record_messages = record_messages and not sink
         self.netmap = NetworkMap(db)
@@ -133,7 +134,8 @@ class FMCEmulator:
     def _converse(self, conn: ssl.SSLSocket, address) -> None:
         decoder = tlv.FrameDecoder(max_length=max(self.max_size, 16) + 1024 * 1024)
         frames: list[tlv.Frame] = []
-        session = Session(self.netmap, self.stats, accept_unknown_hosts=self.accept_unknown_hosts)
+        session = Session(self.netmap, self.stats, accept_unknown_hosts=self.accept_unknown_hosts,
+                          leaf_domains=self.leaf_domains)
         received = 0
 
         def next_frame() -> tlv.Frame | None:
@@ -183,8 +185,7 @@ class FMCEmulator:
                     log.info("closing the connection after DATA message %d (close_after_data)", received)
                     return
                 if self.sink:   # only acknowledge: count lines, store nothing
-                    payload = frame.payload
-                    reply = format_reply([], payload.count(b"\n") + (0 if payload.endswith(b"\n") else 1))
+                    reply = format_reply([], _sink_count(frame.payload))
                 else:
                     reply = session.process(frame.payload.decode("utf-8", "replace"))
                 if not _send(conn, tlv.encode_frame(self.reply_type, reply.encode())):
@@ -192,6 +193,17 @@ class FMCEmulator:
         finally:
             if not self.sink:
                 session.close()
+
+
+_UNCOUNTED = (b"SetSource,", b"SetSourceType,", b"SetDomain,")
+
+
+def _sink_count(payload: bytes) -> int:
+    """N of "Done processing N commands." without parsing: lines minus the uncounted Set* lines
+    (comments and blank lines, which the connector never sends, would be counted)."""
+    lines = payload.count(b"\n") + (0 if not payload or payload.endswith(b"\n") else 1)
+    uncounted = sum(payload.count(b"\n" + name) + payload.startswith(name) for name in _UNCOUNTED)
+    return lines - uncounted
 
 
 def _send(conn: ssl.SSLSocket, data: bytes) -> bool:
