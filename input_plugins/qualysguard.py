@@ -128,30 +128,37 @@ def write_commands(report, cfg, job) -> None:
             emit(commands.set_os(host.ip, *split_os(free_text(host.os))))
         head = "AddScanResult," + commands.encode_args("AddScanResult", (host.ip, cfg.scanner_name)) + ","
         sent = set()
+        lines: list[str] = []           # this host's results, written at once
         for finding in host.findings:
             proto = finding.protocol if finding.protocol in ("tcp", "udp") else None
             port = finding.port if proto else None
             # An icmp finding and a host-level one of the same QID look alike to the FMC
             # (both without port and protocol): send that result once.
-            if (finding.qid, port, proto) in sent:
+            key = (finding.qid, port, proto)
+            if key in sent:
                 continue
-            sent.add((finding.qid, port, proto))
-            middle = middles.get((finding.qid, port, proto))
+            sent.add(key)
+            middle = middles.get(key)
             if middle is None:
-                middle = middles[(finding.qid, port, proto)] = commands.encode_args(
+                middle = middles[key] = commands.encode_args(
                     "AddScanResult", (str(finding.qid), "" if port is None else str(port), proto or ""), first=2)
-            line = f"{head}{middle},{tail(finding.qid)}\n".encode()
-            if len(line) > CSV_MAX_LINE:
+            line = f"{head}{middle},{tail(finding.qid)}\n"
+            if len(line) * 4 > CSV_MAX_LINE and len(line.encode()) > CSV_MAX_LINE:
+                out.write("".join(lines).encode())      # keep the order: what came before goes first
+                lines.clear()
                 vuln = report.vuln(finding.qid)
                 emit(commands.add_scan_result(host.ip, cfg.scanner_name, finding.qid, port, proto,
                                               free_text(vuln.title), free_text(vuln.threat),
                                               vuln.cve_ids, vuln.bugtraq_ids))
+                summary.commands -= 1       # counted below with the others
             else:
-                out.write(line)
-                summary.commands += 1
-            summary.findings += 1
+                lines.append(line)
             if debug:
                 job.log.debug("%s QID %d %s/%s", host.ip, finding.qid, port or "-", proto or "-")
+        if lines:
+            out.write("".join(lines).encode())
+        summary.commands += len(sent)
+        summary.findings += len(sent)
         if summary.hosts % 10000 == 0:
             job.check_stop()
     emit(commands.scan_flush())

@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", help="comma list of host counts (default 1000,10000,100000)")
     parser.add_argument("--cache", default=os.path.join(REPO, ".bench-cache"), help="where reports are kept")
     parser.add_argument("--json", default=None, help="write results here (default: CACHE/bench.json)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure every stage N times, interleaved, and keep the fastest time and the "
+                             "largest peak RSS (a shared VM's noise only ever adds time)")
     args = parser.parse_args(argv)
     sizes = (SIZES[0],) if args.quick else tuple(int(s) for s in args.sizes.split(",")) if args.sizes else SIZES
     os.makedirs(args.cache, exist_ok=True)
@@ -117,13 +120,20 @@ def main(argv: list[str] | None = None) -> int:
             report = ensure_report(args.cache, hosts)
             findings = count_findings(report, work, env)
             config = write_config(work, report)
-            floor_t, floor_rss, _ = measure([sys.executable, "-c", FLOOR, report], env)
-            parse_t, parse_rss, _ = measure([bin_path("qualys-connector"), f"-c={os.path.join(work, 'out.csv')}",
-                                             f"-pl={config}", "-le=1"], env)
-            send_t, send_rss, _ = measure([bin_path("qualys-connector"), "-server=127.0.0.1", f"-port={port}",
-                                           f"-pkcs12={pkcs12}", f"-pl={config}", "-le=1"], env)
-            for stage, seconds, rss in (("floor", floor_t, floor_rss), ("parse", parse_t, parse_rss),
-                                        ("send", send_t, send_rss)):
+            commands = {
+                "floor": [sys.executable, "-c", FLOOR, report],
+                "parse": [bin_path("qualys-connector"), f"-c={os.path.join(work, 'out.csv')}", f"-pl={config}", "-le=1"],
+                "send": [bin_path("qualys-connector"), "-server=127.0.0.1", f"-port={port}", f"-pkcs12={pkcs12}",
+                         f"-pl={config}", "-le=1"],
+            }
+            best: dict[str, tuple[float, int]] = {}
+            for _ in range(max(1, args.repeat)):
+                for stage, argv_ in commands.items():
+                    seconds, rss, _ = measure(argv_, env)
+                    old = best.get(stage)
+                    best[stage] = (min(seconds, old[0]), max(rss, old[1])) if old else (seconds, rss)
+            floor_t = best["floor"][0]
+            for stage, (seconds, rss) in best.items():
                 rows.append({"hosts": hosts, "stage": stage, "seconds": round(seconds, 3),
                              "findings": findings, "findings_per_s": round(findings / seconds) if seconds else None,
                              "peak_rss_mb": round(rss / 2**20, 1),
@@ -150,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         checks.append(("send <= 1.3 x parse", s["seconds"] <= 1.3 * p["seconds"], f"{s['seconds'] / p['seconds']:.2f}x"))
     for name, ok, value in checks:
         print(f"{'MET ' if ok else 'MISS'} {name}: {value}")
-    result = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "rows": rows,
+    result = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "repeat": max(1, args.repeat),
+              "rows": rows,
               "targets": [{"name": n, "met": ok, "value": v} for n, ok, v in checks]}
     path = args.json or os.path.join(args.cache, "bench.json")
     with open(path, "w") as fh:

@@ -150,9 +150,16 @@ def parse_id_list(header: str, text: str | None) -> list[str]:
 _WS = re.compile(r"\s+")
 
 
+_ODD_SPACE = re.compile(r"[^\S ]|  ")
+
+
 def clean_text(text: str | None) -> str:
     """Collapse all whitespace (newlines included) to single spaces; fields may not hold newlines."""
-    return _WS.sub(" ", text or "").strip()
+    if not text:
+        return ""
+    if _ODD_SPACE.search(text) is None:     # the common case: nothing to collapse
+        return text.strip()
+    return _WS.sub(" ", text).strip()
 
 
 # The stock FMC host input module did not handle UTF-8 (host-input spec §1.1: a third party had to
