@@ -43,7 +43,13 @@ def batches(censys, start_id: int, size: int):
             if len(batch) >= size:
                 yield batch
                 batch = []
-        if page.end_of_events or not page.events or not page.next_cursor:
+        if page.end_of_events:
+            break
+        if not page.events or not page.next_cursor:
+            # Not endOfEvents, yet nothing to follow: stop here; the position (an event id) makes
+            # the next cycle carry on from the same place, so nothing is lost.
+            log.warning("the Censys logbook page %s without endOfEvents; stopping this cycle here",
+                        "was empty" if not page.events else "had no nextCursor")
             break
         cursor = page.next_cursor
     if batch:
