@@ -87,6 +87,24 @@ def test_a_used_up_window_answers_1965_with_the_wait_in_the_header():
         assert info.value.status == 409
 
 
+def test_a_used_up_window_is_waited_out_before_the_next_call_of_that_endpoint():
+    empty = b"<IP_LIST_OUTPUT><RESPONSE/></IP_LIST_OUTPUT>"
+    seen = []
+
+    def handler(request):
+        seen.append(request.url.path)
+        return httpx.Response(200, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-ToWait-Sec": "40"},
+                              content=empty)
+    clock = Clock()
+    c = QualysClient("https://qualysapi.example", "u", "p", sleep=clock.sleep, clock=clock, jitter=lambda: 1,
+                     transport=httpx.MockTransport(handler))
+    c.list_ips()
+    c.list_excluded_ips()              # another endpoint: its own limits, no wait
+    assert clock.sleeps == []
+    c.list_ips()
+    assert clock.sleeps == [41] and len(seen) == 3
+
+
 def test_429_waits_retry_after():
     answers = [httpx.Response(429, headers={"Retry-After": "7"}, content=b"slow down"),
                httpx.Response(200, content=b"<IP_LIST_OUTPUT><RESPONSE/></IP_LIST_OUTPUT>")]

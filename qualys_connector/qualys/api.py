@@ -7,7 +7,9 @@ Retries: CODE 1965 (rate limit) and HTTP 429 wait what Qualys asks (plus a littl
 parallel runs do not come back in step), unless that exceeds what is left of ``max_wait``;
 CODE 1960 (concurrency) and CODE 2014 (too many concurrent logins; unverified, spec §4.2 says
 "maybe" retry) back off a bounded number of times; 502/503/504 are retried; every other error
-is final and carries Qualys's CODE and TEXT. An answer that is not the XML we expect is a
+is final and carries Qualys's CODE and TEXT. Limits are kept per endpoint (as Qualys counts
+them): when an endpoint's last answer said none are left and how long to wait, the next call
+of that endpoint waits first instead of earning a 409. An answer that is not the XML we expect is a
 ``QualysError`` too (``_parse``), never a bare ValueError.
 """
 from __future__ import annotations
@@ -60,6 +62,7 @@ class QualysClient:
         self.poll_interval, self.max_wait, self.timeout = poll_interval, max_wait, timeout
         self.sleep, self.clock, self.jitter = sleep, clock, jitter
         self.limits = Limits()
+        self._limits_by_path: dict[str, Limits] = {}   # Qualys counts limits per API endpoint
         self._started = clock()
         proxy_obj = None
         if proxy:
@@ -86,6 +89,7 @@ class QualysClient:
     def _call(self, path: str, data: dict, what: str, *, stream_to: str | None = None) -> bytes:
         """POST and return the body (or stream it into ``stream_to``); retries per the module doc."""
         concurrency_tries = unavailable_tries = rate_tries = 0
+        self._throttle(path, what)
         while True:
             try:
                 if stream_to is None:
@@ -110,7 +114,7 @@ class QualysClient:
             except httpx.HTTPError as exc:
                 raise QualysError(f"the connection to Qualys broke during {what}: {_reason(exc)}",
                                   "run again") from None
-            self.limits = parse_limits(response.headers)
+            self.limits = self._limits_by_path[path] = parse_limits(response.headers)
             if self.limits.remaining is not None and self.limits.remaining <= 10:
                 log.warning("only %d Qualys API calls left in this window", self.limits.remaining)
             status = response.status_code
@@ -163,6 +167,18 @@ class QualysClient:
                 raise QualysError(f"Qualys answered HTTP {status} to {what}",
                                   "run again later; if it persists, check url", status=status)
             return body
+
+    def _throttle(self, path: str, what: str) -> None:
+        """Spec §7.2: when the last answer of this endpoint said no calls are left and how long to
+        wait, wait before calling rather than earn a 409 (when the wait fits in max_wait)."""
+        limits = self._limits_by_path.get(path)
+        if limits is None or limits.remaining != 0 or not limits.to_wait_sec:
+            return
+        wait = limits.to_wait_sec
+        if wait <= self._budget_left():
+            log.warning("Qualys said no API calls are left in this window; waiting %d s before %s", wait, what)
+            self.sleep(wait + self.jitter())
+        self._limits_by_path.pop(path, None)
 
     def _stream(self, path: str, data: dict, dest: str, what: str):
         with self._http.stream("POST", path, data=data,
