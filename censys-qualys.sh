@@ -7,7 +7,8 @@
 # settings.yaml is mounted read-only (never baked into the image); the saved position lives in
 # $CQ_STATE_DIR (default ~/censys/qualys), mounted as a volume.
 # CQ_NO_DOCKER=1 runs the installed `censys-qualys` command directly instead of a container;
-# CQ_DRY_RUN=1 prints the docker commands instead of running them.
+# CQ_DRY_RUN=1 prints the docker (or, with CQ_NO_DOCKER=1, censys-qualys) commands instead of
+# running them, even when the settings file does not exist yet.
 set -euo pipefail
 cd "$(dirname "$0")"
 IMAGE=${CQ_IMAGE:-censys-qualys}
@@ -19,7 +20,7 @@ for var in CENSYS_ASM_API_KEY CENSYS_API_URL QC_QUALYS_PASSWORD QC_PROXY_PASSWOR
     if [ -n "${!var:-}" ]; then ENV_ARGS+=(-e "$var"); fi
 done
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 1; }
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0" >&2; exit 1; }
 [ $# -eq 1 ] || usage
 
 docker_cmd() {
@@ -28,6 +29,10 @@ docker_cmd() {
 
 need_settings() {
     if [ ! -f "$SETTINGS" ]; then
+        if [ -n "${CQ_DRY_RUN:-}" ]; then
+            echo "censys-qualys.sh: note: $SETTINGS does not exist yet; without CQ_DRY_RUN this stops here" >&2
+            return 0
+        fi
         echo "censys-qualys.sh: $SETTINGS does not exist: copy settings_example.yaml to settings.yaml and fill it in" >&2
         exit 1
     fi
@@ -37,6 +42,9 @@ if [ -n "${CQ_NO_DOCKER:-}" ]; then
     case "$1" in
         build) echo "censys-qualys.sh: CQ_NO_DOCKER=1: nothing to build (pip install . provides censys-qualys)"; exit 0 ;;
         run|once) need_settings; mkdir -p "$STATE_DIR"
+                  if [ -n "${CQ_DRY_RUN:-}" ]; then
+                      echo "censys-qualys $1 --settings $SETTINGS --state-dir $STATE_DIR"; exit 0
+                  fi
                   exec censys-qualys "$1" --settings "$SETTINGS" --state-dir "$STATE_DIR" ;;
         stop) echo "censys-qualys.sh: CQ_NO_DOCKER=1: stop the process with SIGTERM" >&2; exit 1 ;;
         *) usage ;;

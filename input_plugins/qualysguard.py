@@ -28,16 +28,23 @@ SHORTEN = True
 CSV_MAX_LINE = 65536  # no server to ask with -csvfile: the common FMC value
 
 
+# The Perl connector's InputPlugins/ spelling is accepted too, so old setups keep working.
+SEARCHED = (os.path.join("input_plugins", "QualysGuard.yaml"), "QualysGuard.yaml",
+            os.path.join("InputPlugins", "QualysGuard.yaml"))
+
+
 def default_plugininfo() -> str:
-    # The Perl connector's InputPlugins/ spelling is accepted too, so old setups keep working.
-    for candidate in (os.path.join("input_plugins", "QualysGuard.yaml"), "QualysGuard.yaml",
-                      os.path.join("InputPlugins", "QualysGuard.yaml")):
+    for candidate in SEARCHED:
         if os.path.exists(candidate):
             return candidate
-    return os.path.join("input_plugins", "QualysGuard.yaml")
+    return SEARCHED[0]
 
 
 def load_config(job):
+    if not job.plugininfo and not any(os.path.exists(c) for c in SEARCHED):
+        from qualys_connector.errors import ConfigError
+        raise ConfigError(f"no QualysGuard.yaml found (looked for {', '.join(SEARCHED)} in {os.getcwd()})",
+                          "give one with -plugininfo=FILE, or create one from QualysGuard.yaml.example")
     return qgconfig.load(job.plugininfo or default_plugininfo(), template_override=job.template_id)
 
 
@@ -80,7 +87,7 @@ def download(cfg, dest: str, job) -> None:
     with QualysClient(cfg.url, cfg.user_id, cfg.password, proxy=cfg.proxy,
                       proxy_username=cfg.proxy_username, proxy_password=cfg.proxy_password,
                       verify=cfg.tls_verify, timeout=cfg.timeout, poll_interval=cfg.poll_interval,
-                      max_wait=cfg.max_wait, sleep=job.sleep) as client:
+                      max_wait=cfg.max_wait, sleep=job.sleep, stop=job.stop.is_set) as client:
         job.qualys_client = client
         client.download_report(cfg.template_id, dest)
     job.log.info("downloaded the report (%.1f MB)", os.path.getsize(dest) / 1e6)

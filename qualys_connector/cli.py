@@ -109,7 +109,10 @@ def process_multiple_command(multiinfo, jobs, **kw):
 def _options(plugin: str, kw: dict) -> Options:
     if kw.get("runondc", "n").lower().startswith("y"):
         raise click.UsageError("-runondc=y (importing on the FMC itself) is not supported; run from a separate host")
-    return Options(plugin=plugin, server=kw["server"], port=kw["port"], plugininfo=kw["plugininfo"],
+    server = kw["server"]
+    if server and server.startswith("[") and server.endswith("]"):
+        server = server[1:-1]          # [fd00::10], as in URLs
+    return Options(plugin=plugin, server=server, port=kw["port"], plugininfo=kw["plugininfo"],
                    ipv6=kw["ipv6"], pkcs12=kw["pkcs12"], password=kw["password"], csvfile=kw["csvfile"])
 
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .errors import FMCProtocolError, FMCRejected, LineTooLong
+from .errors import FMCProtocolError, FMCRejected, Interrupted, LineTooLong
 from .hostinput import commands
 from .hostinput.batching import Batcher, LineTooLongError, command_name
 from .hostinput.client import HostInputClient
@@ -98,19 +98,29 @@ def _take(iterator, count: int):
 
 def send_file(path: str, client: HostInputClient, *, shorten: bool,
               stats: DeliveryStats | None = None,
-              progress: Callable[[DeliveryStats], None] | None = None) -> DeliveryStats:
-    """Send ``path`` over a connected client; raises FMCRejected if the FMC reported errors."""
+              progress: Callable[[DeliveryStats], None] | None = None,
+              stop=None) -> DeliveryStats:
+    """Send ``path`` over a connected client; raises FMCRejected if the FMC reported errors.
+
+    ``stop`` (a threading.Event) is checked before every DATA message, so a worker thread of
+    process-multiple stops between messages when SIGTERM arrives in the main thread.
+    """
     stats = stats or DeliveryStats()
     max_size = client.max_size or 65536
     to_send = plan(path, max_size, shorten=shorten, stats=stats)   # also counts lines and messages
     try:
-        log.info("sending %d lines to the FMC at %s in %d DATA messages (MAX_SIZE %d)",
-                 stats.lines_total, client.where, stats.messages_total, max_size)
+        log.info("sending %d lines to the FMC at %s in %d DATA message%s (MAX_SIZE %d)",
+                 stats.lines_total, client.where, stats.messages_total,
+                 "" if stats.messages_total == 1 else "s", max_size)
         batcher = Batcher(max_size)
         last_report = time.monotonic()
 
         def deliver(payload: bytes) -> None:
             nonlocal last_report
+            if stop is not None and stop.is_set():
+                raise Interrupted(f"stopped on request; {stats.messages_acked} of {stats.messages_total} DATA "
+                                  "messages were acknowledged before that",
+                                  "run again to deliver everything: ScanFlush replaces what arrived")
             reply = client.send_data(payload)
             stats.messages_acked += 1
             stats.lines_acked += payload.count(b"\n")

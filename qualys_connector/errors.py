@@ -125,6 +125,12 @@ class FMCConnectError(FMCError):
     """Connection refused, name not resolved, or the TLS handshake was rejected."""
 
 
+class FMCCertificateRejected(FMCConnectError):
+    """The FMC refused our client certificate at the TLS handshake: a person must act."""
+
+    exit_code = EXIT_USAGE
+
+
 class FMCProtocolError(FMCError):
     """The FMC closed the connection or sent something the protocol does not allow."""
 

@@ -9,6 +9,7 @@ in every record, at every level, whatever code logged it.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import logging.handlers
 import os
@@ -20,6 +21,7 @@ _FORMAT = "%(asctime)s [%(levelname)s] %(message)s"
 _SYSLOG_PATHS = ("/dev/log", "/var/run/syslog")
 
 _secrets: set[str] = set()
+_label: contextvars.ContextVar[str] = contextvars.ContextVar("qc_log_label", default="")
 
 
 def get_logger(name: str | None = None) -> logging.Logger:
@@ -32,6 +34,11 @@ def add_secret(value: str | None) -> None:
         _secrets.add(value)
 
 
+def set_label(text: str) -> None:
+    """Prefix every record of this thread (e.g. ``template 424242: ``), for runs side by side."""
+    _label.set(text)
+
+
 def redact(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "******")
@@ -40,9 +47,12 @@ def redact(text: str) -> str:
 
 class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            message = redact(record.getMessage())
-            record.msg, record.args = message, None
+        label = _label.get()
+        if _secrets or label:
+            message = record.getMessage()
+            if label and not message.startswith(label):
+                message = label + message
+            record.msg, record.args = redact(message), None
         return True
 
 

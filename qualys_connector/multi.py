@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .errors import EXIT_OK, ConnectorError, Interrupted, UsageError
+from .errors import EXIT_FAILURE, EXIT_OK, ConnectorError, Interrupted, UsageError
 from .locking import RunLock
+from .logsetup import set_label
 from .pipeline import Options, Summary, lock_key, prepare, run
 
 
@@ -61,19 +63,27 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
 
     def one(template_id: str) -> None:
         summary = summaries[template_id]
+        summary.started = time.monotonic()
         opts = dataclasses.replace(options, template_id=template_id,
                                    csvfile=csv_name(options.csvfile, template_id))
+        set_label(f"template {template_id}: ")
         try:
             if stop.is_set():
                 raise Interrupted("stopped before this template started")
             plugin, config = prepare(opts, log)
-            log.info("template %s: starting", template_id)
+            log.info("starting")
             run(opts, plugin=plugin, config=config, log=log, stop=stop, summary=summary)
         except ConnectorError as exc:
             summary.outcome = "interrupted" if isinstance(exc, Interrupted) else "failed"
             summary.exit_code = exc.exit_code
-            log.error("template %s: %s", template_id, exc)
+            log.error("%s", exc)
+        except Exception as exc:     # a bug must not stop the other templates either
+            summary.outcome, summary.exit_code = "failed", EXIT_FAILURE
+            log.debug("internal error", exc_info=True)
+            log.error("internal error (%s: %s); please report it with the output of -level=3",
+                      type(exc).__name__, exc)
         finally:
+            set_label("")
             log.info("%s", summary.line())
 
     worst = EXIT_OK

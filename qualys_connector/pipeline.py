@@ -90,6 +90,7 @@ def prepare(options: Options, log) -> tuple[object, object]:
                   threading.Event(), template_id=options.template_id)
         config = plugin.load_config(job)
     if options.csvfile:
+        check_output_path(options.csvfile, "-csvfile")
         if options.server:
             log.info("-csvfile given: -server %s is ignored, nothing is sent", options.server)
         return plugin, config
@@ -97,6 +98,17 @@ def prepare(options: Options, log) -> tuple[object, object]:
         raise UsageError("no -server and no -csvfile given",
                          "send with -server=FMC_ADDRESS or write a file with -csvfile=FILE")
     return plugin, config
+
+
+def check_output_path(path: str, what: str) -> None:
+    """A file we will write at the end of a long run: refuse a bad path now, not after the download."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{what} {path} is a directory", "give a file name")
+    if not os.path.isdir(directory):
+        raise UsageError(f"the directory of {what} {path} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"the directory of {what} {path} is not writable")
 
 
 def lock_key(options: Options, plugin) -> str:
@@ -129,7 +141,11 @@ def run(options: Options, *, plugin=None, config=None, log=None, stop: threading
                       template_id=options.template_id, config=config, sleep=_sleeper(stop))
             plugin.produce(job)
         if options.csvfile:
-            os.replace(spool, options.csvfile)
+            try:
+                os.replace(spool, options.csvfile)
+            except OSError as exc:
+                raise UsageError(f"cannot write -csvfile {options.csvfile}: {exc.strerror}",
+                                 "choose a file name in a writable directory") from None
             spool = None
             log.info("wrote %d commands to %s", summary.commands, options.csvfile)
             summary.outcome = "written"
@@ -139,7 +155,7 @@ def run(options: Options, *, plugin=None, config=None, log=None, stop: threading
         with HostInputClient(options.server, options.port, context, ipv6=options.ipv6,
                              timeout=options.timeout) as client:
             log.info("connected to the FMC at %s, MAX_SIZE %d", client.where, client.max_size)
-            send_file(spool, client, shorten=plugin.SHORTEN, stats=summary.delivery)
+            send_file(spool, client, shorten=plugin.SHORTEN, stats=summary.delivery, stop=stop)
         summary.outcome = "delivered"
         return summary
     except ConnectorError as exc:

@@ -17,6 +17,7 @@ KEYS = ("user_id", "password", "template_id", "url", "add_host", "ip_ranges", "p
         "timeout", "poll_interval", "max_wait")
 
 log = get_logger()
+_WARNED_HTTP: set[str] = set()
 
 
 @dataclass
@@ -65,7 +66,7 @@ def _path_near(config_path: str, value: str | None) -> str | None:
 def load(path: str, *, template_override: str | None = None) -> QualysGuardConfig:
     from .ipranges import IPRanges
 
-    data = yamlconf.load_mapping(path, "QualysGuard configuration")
+    data = yamlconf.load_mapping(path, "QualysGuard configuration", example="QualysGuard.yaml.example")
     yamlconf.check_keys(data, KEYS, path)
     yamlconf.warn_if_readable_by_others(path, log)
     s = yamlconf.as_str
@@ -87,7 +88,8 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     if not cfg.url.startswith(("https://", "http://")):
         raise yamlconf.error(data, "url", f"'{cfg.url}' is not an http(s) URL", path,
                              "for example https://qualysapi.qualys.com")
-    if cfg.url.startswith("http://") and online:
+    if cfg.url.startswith("http://") and online and cfg.url not in _WARNED_HTTP:
+        _WARNED_HTTP.add(cfg.url)         # once per process, not once per template
         log.warning("url %s is plain http: fine for the bundled emulator, never for Qualys itself", cfg.url)
     cfg.add_host = yamlconf.as_bool(data, "add_host", path, False)
     raw_ranges = data.get("ip_ranges")
@@ -105,7 +107,16 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     cfg.proxy_username = s(data, "proxy_username", path)
     cfg.proxy_password = s(data, "proxy_password", path, env="QC_PROXY_PASSWORD")
     cfg.keep_report = _path_near(path, s(data, "keep_report", path))
+    if cfg.keep_report:
+        if os.path.isdir(cfg.keep_report):
+            raise yamlconf.error(data, "keep_report", f"{cfg.keep_report} is a directory", path, "give a file name")
+        if not os.path.isdir(os.path.dirname(cfg.keep_report)):
+            raise yamlconf.error(data, "keep_report", f"the directory of {cfg.keep_report} does not exist", path)
     cfg.scanner_name = s(data, "scanner_name", path, "QualysGuard")
+    if "{template_id}" in cfg.scanner_name:
+        # One scanner name per template: its ScanFlush then replaces only that template's results
+        # on a host, so process-multiple over overlapping templates loses nothing.
+        cfg.scanner_name = cfg.scanner_name.replace("{template_id}", cfg.template_id or "saved")
     cfg.source_name = s(data, "source_name", path, "QualysGuard")
     cfg.vuln_types = _vuln_types(data, path)
     cfg.min_severity = yamlconf.as_int(data, "min_severity", path, 1, minimum=1)

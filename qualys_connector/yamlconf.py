@@ -6,6 +6,7 @@ traceback. Shared by every config file of the toolkit (QualysGuard.yaml, setting
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import stat
@@ -21,14 +22,17 @@ TRUE_WORDS = {"y", "yes", "true", "t", "on", "1"}
 FALSE_WORDS = {"n", "no", "false", "f", "off", "0"}
 
 
-def load_mapping(path: str, what: str = "configuration file") -> CommentedMap:
+def load_mapping(path: str, what: str = "configuration file", example: str | None = None) -> CommentedMap:
     """Read ``path`` as a YAML mapping; every failure becomes one ConfigError line."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist",
-                          "create it from the .example file next to the program") from None
+                          f"create it from {example or 'the example file'} of the qualys-connector "
+                          "repository (see the README)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a directory, not a file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
     try:
@@ -73,8 +77,9 @@ def check_keys(mapping: Any, allowed: Iterable[str], path: str) -> None:
     allowed = set(allowed)
     for key in mapping:
         if key not in allowed:
-            raise ConfigError(f"unknown key '{key}'",
-                              f"known keys: {', '.join(sorted(allowed))}",
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(f"unknown key '{key}'", f"{hint}known keys: {', '.join(sorted(allowed))}",
                               path=path, line=key_line(mapping, key))
 
 

@@ -112,11 +112,14 @@ def test_associate_disassociate_reassociate_end_in_the_right_qualys_state(tmp_pa
     assert result.returncode == 0, result.stderr
     assert qualys.state.asset_ips == {"203.0.113.1", "203.0.113.2", "203.0.113.3"}
     assert "2001:db8::7 was associated in Censys ASM but is IPv6" in result.stderr
+    assert "add it in Qualys by hand" in result.stderr
     censys.append([host("203.0.113.2", "DISASSOCIATE"), host("2001:db8::7", "DISASSOCIATE")])
     result = once(settings)
     assert result.returncode == 0, result.stderr
     assert qualys.state.excluded_ips == {"203.0.113.2"}
     assert "2001:db8::7 was disassociated in Censys ASM but is IPv6" in result.stderr
+    ipv6_line = next(line for line in result.stderr.splitlines() if "2001:db8::7 was disassociated" in line)
+    assert "exclude it in Qualys by hand if needed" in ipv6_line and "add it" not in ipv6_line
     assert "ipv6_skipped=1" in result.stderr
     censys.append([host("203.0.113.2", "ASSOCIATE")])
     assert once(settings).returncode == 0
@@ -235,6 +238,43 @@ def test_the_example_settings_file_is_valid(tmp_path):
     assert settings.interval == 120 and settings.add_hosts and not settings.exclude_hosts
 
 
+def test_usage_errors_exit_1_with_the_usage(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "qualys_connector.censys.cli", *args], capture_output=True,
+                              text=True, timeout=60, cwd=str(tmp_path))
+    for args, message in (((), "missing command: once"), (("sync",), "No such command 'sync'"),
+                          (("once", "--bogus"), "No such option '--bogus'"),
+                          (("run", "--level", "9"), "--level"), (("once", "extra"), "unexpected extra argument")):
+        result = cli(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "Usage: censys-qualys" in result.stderr and message in result.stderr, (args, result.stderr)
+    result = cli("--help")
+    assert result.returncode == 0 and "once" in result.stdout and "run" in result.stdout
+    assert cli("once", "-h").returncode == 0
+
+
+def test_a_failed_cycle_still_ends_with_the_summary(tmp_path, emulators):
+    censys, qualys = emulators
+    censys.append([host(f"192.0.2.{i}", "ASSOCIATE") for i in range(1, 9)])
+    settings = write_settings(tmp_path, censys.url, qualys.url, batchSize=4, excludeHosts="false")
+    for fault in ("busy", "busy", "401"):       # batch 1: list excluded + add; batch 2's add is refused
+        qualys.inject(fault)
+    result = once(settings)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    assert "Bad Login/Password" in lines[-2] and "qualys_username and qualys_password" in lines[-2]
+    assert lines[-1].endswith("Summary: events=4 batches=1 added=4 excluded=0 unexcluded=0 ipv6_skipped=0 "
+                              "next_id=5 result=failed"), lines[-1]
+    censys.inject("invalid-cursor")            # a Censys failure before anything was read
+    result = once(settings)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert "Censys" in lines[-2] and "ERROR" in lines[-2].upper()
+    assert "Summary: events=0 batches=0" in lines[-1] and lines[-1].endswith("next_id=5 result=failed")
+    result = once(settings)
+    assert result.returncode == 0 and result.stderr.strip().splitlines()[-1].endswith("next_id=9 result=ok")
+
+
 # ---------------------------------------------------------------- packaging
 def test_the_script_runs_the_command_without_docker(tmp_path, emulators):
     censys, qualys = emulators
@@ -260,6 +300,21 @@ def test_the_docker_commands_it_would_run(tmp_path):
     assert out.startswith("docker run -d --name censys-qualys") and "-e CENSYS_ASM_API_KEY" in out
     assert f"-v {tmp_path / 'settings.yaml'}:/config/settings.yaml:ro" in out and out.strip().endswith("censys-qualys run")
     assert run("once").stdout.startswith("docker run --rm")
+    env["CQ_SETTINGS"] = str(tmp_path / "missing.yaml")           # dry run: the commands even without it
+    for cmd, start in (("run", "docker run -d --name censys-qualys"), ("once", "docker run --rm")):
+        result = run(cmd)
+        assert result.returncode == 0 and result.stdout.startswith(start), result.stderr
+        assert f"-v {tmp_path / 'missing.yaml'}:/config/settings.yaml:ro" in result.stdout
+        assert "does not exist" in result.stderr
+    env["CQ_NO_DOCKER"] = "1"
+    result = run("once")
+    assert result.returncode == 0 and result.stdout.strip() == (
+        f"censys-qualys once --settings {tmp_path / 'missing.yaml'} --state-dir {tmp_path / 'state'}")
+    del env["CQ_DRY_RUN"], env["CQ_NO_DOCKER"]                    # for real: still refused
+    result = run("run")
+    assert result.returncode == 1 and result.stdout == "" and "missing.yaml does not exist" in result.stderr
+    usage = run("help")
+    assert usage.returncode == 1 and "build|run|once|stop" in usage.stderr and "set -e" not in usage.stderr
     dockerfile = open(os.path.join(REPO, "Dockerfile")).read()
     assert "USER censys" in dockerfile and "settings.yaml" in open(os.path.join(REPO, ".dockerignore")).read()
 
@@ -279,3 +334,6 @@ def test_run_mode_cycles_at_start_and_stops_promptly_on_sigterm(tmp_path, emulat
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=10)      # the 60-minute wait is interrupted at once
     assert proc.returncode == 0 and "next cycle in 60 minutes" in err
+    last = err.strip().splitlines()[-1]
+    assert "stopped on SIGTERM" in last and "the next run starts at logbook event 2" in last
+    assert str(tmp_path / "censys-qualys.position.json") in last

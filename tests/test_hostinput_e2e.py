@@ -50,16 +50,17 @@ def test_thousands_of_commands_arrive_complete_and_in_order_with_a_small_max_siz
     assert "Summary:" in result.stderr.splitlines()[-1] and "result=delivered" in result.stderr
 
 
-@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+@pytest.mark.parametrize("family", ["ipv4", "ipv6", "ipv6-bracketed"])
 def test_ipv4_and_ipv6(tmp_path, pki, lock_dir, family):
     from qualys_connector.emulators.fmc.server import FMCEmulator
-    if family == "ipv6" and not socket.has_ipv6:
+    if family != "ipv4" and not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
-    host = "::1" if family == "ipv6" else "127.0.0.1"
+    host = "::1" if family != "ipv4" else "127.0.0.1"
     source = write_csv(tmp_path / "in.csv", sample_lines(20))
     with FMCEmulator(host=host, pki=pki, accept_unknown_hosts=True) as fmc:
-        args = [f"-server={host}", f"-port={fmc.port}", f"-pkcs12={pki.client_pkcs12}", f"-pl={source}", "csv"]
-        if family == "ipv6":
+        given = "[::1]" if family == "ipv6-bracketed" else host
+        args = [f"-server={given}", f"-port={fmc.port}", f"-pkcs12={pki.client_pkcs12}", f"-pl={source}", "csv"]
+        if family != "ipv4":
             args.insert(0, "-ipv6")
         result = run_cli(*args, env=env())
         assert result.returncode == 0, result.stderr
@@ -107,7 +108,8 @@ def test_two_pkcs12_files_and_no_option_is_an_error_naming_them(tmp_path, pki, f
     assert "a.pkcs12, b.pkcs12" in result.stderr and "-pkcs12" in result.stderr
 
 
-@pytest.mark.parametrize("case", ["missing", "wrong-password", "no-password", "corrupt", "unreadable"])
+@pytest.mark.parametrize("case", ["missing", "wrong-password", "no-password", "corrupt", "unreadable", "pem",
+                                  "yaml"])
 def test_bad_pkcs12_files_are_one_clear_line(tmp_path, pki, fmc, lock_dir, case):
     cert = tmp_path / "c.pkcs12"
     shutil.copy(pki.client_pkcs12, cert)
@@ -120,6 +122,10 @@ def test_bad_pkcs12_files_are_one_clear_line(tmp_path, pki, fmc, lock_dir, case)
         environment = {"QC_PKCS12_PASSWORD": ""}
     elif case == "corrupt":
         cert.write_bytes(cert.read_bytes()[:100])
+    elif case == "pem":
+        cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    elif case == "yaml":
+        cert.write_text("user_id: someone\n")
     elif case == "unreadable":
         if os.geteuid() == 0:
             cert.write_bytes(b"")       # root reads everything: use an empty file instead
@@ -130,6 +136,8 @@ def test_bad_pkcs12_files_are_one_clear_line(tmp_path, pki, fmc, lock_dir, case)
     assert result.returncode == 1, result.stderr
     assert "PKCS#12" in result.stderr and "Traceback" not in result.stderr
     assert "not-the-password" not in result.stderr
+    if case in ("pem", "yaml"):
+        assert ("is a PEM file, not a PKCS#12 file" if case == "pem" else "is not a PKCS#12 file") in result.stderr
 
 
 def test_legacy_pkcs12_encryptions_work(tmp_path, pki, fmc, lock_dir):
@@ -156,16 +164,41 @@ def test_connection_refused(tmp_path, pki, lock_dir):
     source = write_csv(tmp_path / "in.csv", sample_lines(2))
     result = run_cli("-se=127.0.0.1", f"-po={port}", f"-pk={pki.client_pkcs12}", f"-pl={source}", "csv", env=env())
     assert result.returncode == 2
-    assert f"cannot connect to the FMC at 127.0.0.1:{port}" in result.stderr
+    assert f"cannot connect to the FMC at 127.0.0.1:{port}" in result.stderr and f"port {port} is open" in result.stderr
 
 
 def test_untrusted_client_certificate_is_rejected_at_the_handshake(tmp_path, pki, fmc, lock_dir):
     source = write_csv(tmp_path / "in.csv", sample_lines(2))
     result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.untrusted_client_pkcs12}",
                      f"-pl={source}", "csv", env=env())
-    assert result.returncode == 2
-    assert "did not accept the client certificate" in result.stderr
+    assert result.returncode == 1, result.stderr            # a person must act: exit 1
+    assert "refused the TLS handshake" in result.stderr and "did not accept the client certificate" in result.stderr
     assert fmc.stats.data_messages == 0
+
+
+def test_a_port_that_does_not_speak_tls_is_named_as_such(tmp_path, pki, lock_dir):
+    import threading
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def answer_in_plain_text():
+            conn, _ = listener.accept()
+            conn.recv(1024)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            conn.close()
+        threading.Thread(target=answer_in_plain_text, daemon=True).start()
+        source = write_csv(tmp_path / "in.csv", sample_lines(2))
+        result = run_cli("-se=127.0.0.1", f"-po={port}", f"-pk={pki.client_pkcs12}", f"-pl={source}", "csv", env=env())
+    assert result.returncode == 2
+    assert f"the service at 127.0.0.1:{port} does not speak TLS" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_ipv4_address_with_ipv6_says_to_drop_the_option(tmp_path, pki, lock_dir):
+    source = write_csv(tmp_path / "in.csv", sample_lines(2))
+    result = run_cli("-i", "-se=127.0.0.1", "-po=9", f"-pk={pki.client_pkcs12}", f"-pl={source}", "csv", env=env())
+    assert result.returncode == 2 and "drop -ipv6" in result.stderr
 
 
 def test_server_closing_mid_run_says_how_far_it_got(tmp_path, pki, lock_dir):

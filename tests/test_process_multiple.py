@@ -75,3 +75,45 @@ def test_without_arguments_it_prints_its_version_and_usage():
     result = run_cli(program="process-multiple")
     assert result.returncode == 0 and result.stdout.startswith("process-multiple Ver. ")
     assert "-m[ultiinfo]=ID,ID" in result.stdout
+
+
+def test_a_template_whose_output_cannot_be_written_does_not_stop_the_others(tmp_path, lock_dir):
+    (tmp_path / "424242_Out.csv").mkdir()          # the first template's output name is taken by a directory
+    with QualysEmulator(users={"u": PASSWORD}, templates=templates()) as q:
+        result = run_cli("-m=424242,646464", f"-c={tmp_path / 'Out.csv'}", f"-pl={config(tmp_path, q.url)}",
+                         program="process-multiple", env=env())
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "template 424242: -csvfile" in result.stderr and "is a directory" in result.stderr
+    assert (tmp_path / "646464_Out.csv").is_file()
+    assert "Summary: templates=2 ok=1 failed=1 (424242: failed)" in result.stderr.splitlines()[-1]
+
+
+def test_parallel_templates_label_their_log_lines_and_time_themselves(tmp_path, pki, lock_dir):
+    specs = {str(t): TemplateSpec(hosts=10, vulns_per_host=2, seed=t, ipv6_every=0, network=f"10.{t}.0.0/16")
+             for t in (11, 22)}
+    with QualysEmulator(users={"u": PASSWORD}, templates=specs, report_delay=0.3) as q, FMCEmulator(pki=pki) as fmc:
+        result = run_cli("-m=11,22", "-jobs=2", "-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.client_pkcs12}",
+                         f"-pl={config(tmp_path, q.url)}", program="process-multiple", env=env())
+    assert result.returncode == 0, result.stderr
+    for tid in ("11", "22"):
+        assert f"template {tid}: downloaded the report" in result.stderr
+        assert f"template {tid}: connected to the FMC" in result.stderr
+    assert "template 11: template 11:" not in result.stderr
+    assert result.stderr.count("plain http") == 1
+
+
+def test_overlapping_templates_keep_each_others_results_with_a_per_template_scanner(tmp_path, pki, lock_dir):
+    same = {tid: TemplateSpec(hosts=15, vulns_per_host=3, seed=seed, ipv6_every=0, network="10.9.0.0/24")
+            for tid, seed in (("71", 1), ("72", 2))}
+    path = tmp_path / "QualysGuard.yaml"
+    with QualysEmulator(users={"u": PASSWORD}, templates=same) as q, FMCEmulator(pki=pki) as fmc:
+        path.write_text(open(config(tmp_path, q.url)).read() + "scanner_name: QualysGuard-{template_id}\n")
+        result = run_cli("-m=71,72", "-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.client_pkcs12}",
+                         f"-pl={path}", program="process-multiple", env=env())
+        assert result.returncode == 0, result.stderr
+        hosts = fmc.netmap.export()["hosts"]
+    scanners = {r["scanner"] for h in hosts.values() for r in h["scan_results"]}
+    assert scanners == {"QualysGuard-71", "QualysGuard-72"}
+    shared = [h for h in hosts.values() if {r["scanner"] for r in h["scan_results"]} == scanners]
+    assert shared, "both templates' results survive on the hosts they share"
+

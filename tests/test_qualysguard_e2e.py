@@ -166,4 +166,20 @@ def test_a_wrong_password_is_one_line_and_exit_1(tmp_path, pki, qualys, lock_dir
 def test_a_bad_template_id_says_so(tmp_path, pki, qualys, lock_dir):
     with FMCEmulator(pki=pki) as fmc:
         result = connector(tmp_path, pki, fmc, write_config(tmp_path, qualys.url, template_id="111"))
-    assert result.returncode == 2 and "CODE 999" in result.stderr and "check template_id" in result.stderr
+    assert result.returncode == 1 and "CODE 999" in result.stderr and "check template_id" in result.stderr
+
+
+@pytest.mark.parametrize("case", ["csvfile-is-a-directory", "csvfile-directory-missing", "keep_report-is-a-directory",
+                                  "keep_report-directory-missing"])
+def test_an_output_path_that_cannot_work_is_refused_before_qualys_is_asked(tmp_path, pki, qualys, lock_dir, case):
+    (tmp_path / "adir").mkdir()
+    more, extra = [], {}
+    if case.startswith("csvfile"):
+        more = [f"-c={tmp_path / 'adir'}" if case.endswith("directory") else f"-c={tmp_path / 'no' / 'Out.csv'}"]
+    else:
+        extra = {"keep_report": str(tmp_path / "adir") if case.endswith("directory") else str(tmp_path / "no" / "r.xml")}
+    result = run_cli(f"-plugininfo={write_config(tmp_path, qualys.url, **extra)}", *(more or ["-c=Out.csv"]),
+                     env=env(), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert ("is a directory" if case.endswith("directory") else "does not exist") in result.stderr
+    assert "Traceback" not in result.stderr and qualys.state.request_log == []

@@ -62,3 +62,27 @@ def test_sigterm_while_qualys_builds_the_report_deletes_it(tmp_path, pki):
         assert actions[-2:] == ["cancel", "delete"], "canceled first, so it frees its report slot"
     assert proc.returncode == 2 and "stopped by SIGTERM" in err
     assert os.listdir(scratch) == []
+
+
+def test_sigterm_stops_parallel_templates_between_data_messages(tmp_path, pki):
+    specs = {str(t): TemplateSpec(hosts=2500, vulns_per_host=6, seed=t, network=f"10.{t}.0.0/16") for t in (11, 22)}
+    config = tmp_path / "QualysGuard.yaml"
+    with QualysEmulator(users={"u": PASSWORD}, templates=specs) as q, FMCEmulator(pki=pki, max_size=300) as fmc:
+        config.write_text(f"user_id: u\ntemplate_id: 1\nurl: {q.url}\nadd_host: y\npoll_interval: 0.05\n")
+        config.chmod(0o600)
+        env = dict(os.environ, QC_PKCS12_PASSWORD=CLIENT_PASSWORD, QC_QUALYS_PASSWORD=PASSWORD,
+                   QC_LOCK_DIR=str(tmp_path / "locks"))
+        proc = subprocess.Popen([sys.executable, "-m", "qualys_connector.multi_main", "-m=11,22", "-jobs=2",
+                                 "-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.client_pkcs12}", f"-pl={config}"],
+                                env=env, stderr=subprocess.PIPE, text=True)
+        assert wait_for(lambda: fmc.stats.data_messages >= 20), "sending never started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        sent = fmc.stats.data_messages
+    assert proc.returncode == 2, err
+    assert "stopped on request" in err and "Traceback" not in err
+    assert "result=interrupted" in err
+    total = sum(int(l.split("data_messages=")[1].split("/")[1].split()[0]) for l in err.splitlines()
+                if "Summary: template" in l and "data_messages=" in l)
+    assert sent < total, "it stopped before everything was sent"
+

@@ -30,12 +30,42 @@ def _common(f):
     return f
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+QUALYS_AUTH_HINT = ("check qualys_username and qualys_password (or QC_QUALYS_PASSWORD) in the settings file, "
+                    "and that qualys_api_url is your platform's API server")
+
+
+class _Group(click.Group):
+    """Usage errors (no or unknown command, bad option) exit 1 like the project's other tools, not click's 2."""
+
+    def parse_args(self, ctx, args):
+        if not args:
+            raise click.UsageError("missing command: once (one cycle) or run (a cycle every `interval` "
+                                   "minutes)", ctx)
+        return super().parse_args(ctx, args)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(EXIT_FAILURE)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """Add hosts Censys ASM associates to your attack surface to Qualys VM; exclude the ones it drops.
 
-    Exit codes: 0 done, 1 configuration or authentication error, 2 run-time failure (the position
-    is kept), 75 another run holds the lock.
+    Exit codes: 0 done, 1 usage, configuration or authentication error, 2 run-time failure (the
+    position is kept), 75 another run holds the lock.
     """
 
 
@@ -57,12 +87,23 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
     from ..qualys.api import QualysClient
     from . import settings as settings_module
     from .api import CensysClient
-    from .sync import run_cycle
+    from .sync import CycleResult, run_cycle
 
     log = configure(level, syslog=syslog, logfile=logfile, stderr=not logfile and not syslog, ident="censys-qualys")
     stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum, _frame):
+        received.append(signum)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
+
+    def stopped(position: Position, settings) -> None:
+        name = signal.Signals(received[0]).name if received else "a stop request"
+        log.info("stopped on %s; %s", name, _where(position, settings))
+
     try:
         settings = settings_module.load(settings_path)
         state_dir = state_dir or os.path.dirname(os.path.abspath(settings_path))
@@ -73,41 +114,73 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
             if loop and not settings.startup:
                 log.info("startup is false: first cycle in %d minutes", settings.interval)
                 if stop.wait(settings.interval * 60):
+                    stopped(position, settings)
                     return EXIT_OK
             while True:
-                code = EXIT_OK
+                code, outcome = EXIT_OK, "ok"
+                result = CycleResult()
                 try:
                     with CensysClient(settings.asm_api_key, settings.asm_api_url, sleep=_sleeper(stop)) as censys, \
                             QualysClient(settings.qualys_api_url, settings.qualys_username, settings.qualys_password,
                                          proxy=settings.proxy, proxy_username=settings.proxy_username,
                                          proxy_password=settings.proxy_password, verify=settings.verify,
-                                         timeout=settings.timeout, sleep=_sleeper(stop)) as qualys:
-                        result = run_cycle(settings, censys, qualys, position, reset=reset and first, stop=stop)
-                    log.info("Summary: events=%d batches=%d added=%d excluded=%d unexcluded=%d "
-                             "ipv6_skipped=%d next_id=%s%s", result.events, result.batches, result.added,
-                             result.excluded, result.unexcluded, result.ipv6_skipped, result.next_id,
-                             " (trialMode cap reached)" if result.trial_capped else "")
+                                         timeout=settings.timeout, sleep=_sleeper(stop),
+                                         auth_hint=QUALYS_AUTH_HINT) as qualys:
+                        run_cycle(settings, censys, qualys, position, reset=reset and first, stop=stop,
+                                  result=result)
                 except Interrupted:
-                    log.info("stopped; the position of the last accepted batch is saved")
+                    stopped(position, settings)
+                    _summary(log, result, "stopped")
                     return EXIT_OK if loop else EXIT_FAILURE
                 except ConnectorError as exc:
                     if exc.exit_code == EXIT_USAGE or not loop:   # config/auth: no point retrying
-                        raise
+                        log.error("%s", exc)
+                        _summary(log, result, "failed")
+                        return exc.exit_code
                     log.error("%s; the position is kept, the next cycle tries again", exc)
-                    code = exc.exit_code
+                    code, outcome = exc.exit_code, "failed"
+                except Exception as exc:
+                    _internal_error(log, exc)
+                    _summary(log, result, "failed")
+                    return EXIT_FAILURE
+                _summary(log, result, outcome)
                 first = False
                 if not loop:
                     return code
                 log.info("next cycle in %d minutes", settings.interval)
                 if stop.wait(settings.interval * 60):
+                    stopped(position, settings)
                     return EXIT_OK
     except ConnectorError as exc:
         log.error("%s", exc)
         return exc.exit_code
-    except Exception as exc:  # a bug: one line, the traceback at debug level
-        log.debug("internal error", exc_info=True)
-        log.error("internal error (%s: %s); please report it with the output of --level 3", type(exc).__name__, exc)
+    except Exception as exc:
+        _internal_error(log, exc)
         return EXIT_FAILURE
+
+
+def _internal_error(log, exc: Exception) -> None:
+    """A bug: one line, the traceback at debug level."""
+    log.debug("internal error", exc_info=True)
+    log.error("internal error (%s: %s); please report it with the output of --level 3", type(exc).__name__, exc)
+
+
+def _summary(log, result, outcome: str) -> None:
+    log.info("Summary: events=%d batches=%d added=%d excluded=%d unexcluded=%d ipv6_skipped=%d next_id=%s "
+             "result=%s%s", result.events, result.batches, result.added, result.excluded, result.unexcluded,
+             result.ipv6_skipped, "-" if result.next_id is None else result.next_id, outcome,
+             " (trialMode cap reached)" if result.trial_capped else "")
+
+
+def _where(position: Position, settings) -> str:
+    """Where the next run starts, read back from the saved position (the truth, even after --reset)."""
+    try:
+        saved = position.load()
+    except ConnectorError as exc:
+        return str(exc)
+    if saved is None:
+        return f"no position saved yet: the next run starts at idFrom ({settings.id_from})"
+    return f"the next run starts at logbook event {saved} (position saved in {position.path})"
 
 
 def _sleeper(stop: threading.Event):
@@ -118,4 +191,4 @@ def _sleeper(stop: threading.Event):
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="censys-qualys")

@@ -63,7 +63,7 @@ def _alias(section, key: str, alias: str, path: str, default: bool) -> bool:
 
 
 def load(path: str) -> Settings:
-    data = yamlconf.load_mapping(path, "censys-qualys settings file")
+    data = yamlconf.load_mapping(path, "censys-qualys settings file", example="settings_example.yaml")
     yamlconf.check_keys(data, SECTIONS, path)
     yamlconf.warn_if_readable_by_others(path, log)
     auth, run, qualys = (_section(data, name, path) for name in SECTIONS)

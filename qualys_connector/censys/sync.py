@@ -57,12 +57,14 @@ def batches(censys, start_id: int, size: int):
 
 
 def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = False,
-              stop: threading.Event | None = None) -> CycleResult:
+              stop: threading.Event | None = None, result: CycleResult | None = None) -> CycleResult:
+    """One cycle. Pass ``result`` to keep the counts of what was done when the cycle fails halfway."""
+    result = CycleResult() if result is None else result
     saved = None if reset else position.load()
     start = saved if saved is not None else settings.id_from
     log.info("reading the Censys ASM logbook from event %d (%s)", start,
              "saved position" if saved is not None else "idFrom")
-    result = CycleResult(next_id=start)
+    result.next_id = start
     budget = TRIAL_LIMIT if settings.trial_mode else None
     excluded_now: IPRanges | None = None
     for batch in batches(censys, start, settings.batch_size):
@@ -83,8 +85,9 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
             log.info("added %d IPs to Qualys VM (%s)", len(decision.add), _sample(decision.add))
         for ip, operation in decision.ipv6.items():
             log.warning("%s was %sd in Censys ASM but is IPv6: Qualys's asset-IP and excluded-IP calls take "
-                        "IPv4 only; not sent (add it in Qualys by hand, with an IPv6 mapping record)",
-                        ip, operation.lower())
+                        "IPv4 only; not sent (%s)", ip, operation.lower(),
+                        "exclude it in Qualys by hand if needed" if operation == "DISASSOCIATE"
+                        else "add it in Qualys by hand, with an IPv6 mapping record")
         result.ipv6_skipped += len(decision.ipv6)
         if decision.exclude:
             ips = list(decision.exclude)

@@ -5,11 +5,12 @@ errors are translated here, once, into the FMC branch of ``errors.py``.
 """
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass
 
-from ..errors import FMCConnectError, FMCProtocolError
+from ..errors import FMCCertificateRejected, FMCConnectError, FMCProtocolError
 from . import tlv
 from .commands import Reply, parse_reply
 
@@ -72,8 +73,14 @@ class HostInputClient:
         try:
             infos = socket.getaddrinfo(self.server, self.port, self.family, socket.SOCK_STREAM)
         except socket.gaierror as exc:
+            if self.family == socket.AF_INET6 and _is_ipv4(self.server):
+                hint = "this is an IPv4 address: drop -ipv6"
+            elif self.family != socket.AF_INET6 and ":" in self.server:
+                hint = "this is an IPv6 address: add -ipv6"
+            else:
+                hint = "check -server (a name must resolve on this host)"
             raise FMCConnectError(f"cannot resolve FMC address {self.server} ({family_name}): {exc.strerror}",
-                                  "check -server; use -ipv6 for an IPv6 address") from None
+                                  hint) from None
         last: OSError | None = None
         raw = None
         for family, kind, proto, _, address in infos:
@@ -88,7 +95,7 @@ class HostInputClient:
         if raw is None:
             reason = last.strerror if last is not None and last.strerror else str(last)
             raise FMCConnectError(f"cannot connect to the FMC at {self.where}: {reason}",
-                                  "check -server/-port, that port 8307 is open to this host and "
+                                  f"check -server/-port, that port {self.port} is open to this host and "
                                   "that the FMC has a host input client for it")
         # Stop-and-wait over Nagle + delayed ACK stalls ~40 ms per message (spec §2.1b).
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -96,19 +103,16 @@ class HostInputClient:
             self._sock = self.context.wrap_socket(raw, server_hostname=None)
         except (ssl.SSLError, ConnectionError) as exc:
             raw.close()
-            raise FMCConnectError(f"TLS handshake with the FMC at {self.where} failed: "
-                                  f"{getattr(exc, 'reason', None) or exc}", _REJECTED_HINT) from None
+            raise self._handshake_error(str(getattr(exc, "reason", None) or exc)) from None
         except OSError as exc:
             raw.close()
-            raise FMCConnectError(f"TLS handshake with the FMC at {self.where} failed: {exc}",
-                                  _REJECTED_HINT) from None
+            raise self._handshake_error(str(exc)) from None
         try:
             self._send(tlv.version_frame())
             frame = self._read_frame(during="the handshake")
         except FMCProtocolError as exc:
             # With TLS 1.3 a refused client certificate only shows on the first read.
-            raise FMCConnectError(f"the FMC at {self.where} ended the connection during the handshake "
-                                  f"({exc.message})", _REJECTED_HINT) from None
+            raise self._handshake_error(exc.message, after_tls=True) from None
         if frame.type == tlv.ERROR:
             text = frame.payload.decode("utf-8", "replace").strip()
             raise FMCProtocolError(f"the FMC refused protocol version 1: {text or 'ERROR frame'}")
@@ -121,6 +125,24 @@ class HostInputClient:
         if self.max_size < 64:   # our own floor: no header line plus a command fits in less
             raise FMCProtocolError(f"the FMC announced an unusable MAX_SIZE of {self.max_size} bytes")
         return self.max_size
+
+    def _handshake_error(self, reason: str, after_tls: bool = False) -> FMCConnectError:
+        """Tell a refused client certificate (a person must act) from a port that is no TLS
+        service and from other failures; the reason text is all ssl gives us."""
+        upper = reason.upper().replace(" ", "_")
+        if any(mark in upper for mark in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                                          "HTTP_REQUEST", "UNKNOWN_PROTOCOL")):
+            return FMCConnectError(f"the service at {self.where} does not speak TLS ({reason})",
+                                   "check -port: the FMC's host input service listens on 8307")
+        if any(mark in upper for mark in ("CERTIFICATE", "UNKNOWN_CA", "ACCESS_DENIED", "HANDSHAKE_FAILURE",
+                                          "DECRYPT_ERROR")) or (after_tls and ("CLOSED" in upper or "EOF" in upper)):
+            # With TLS 1.3 the server checks our certificate after the client's side of the
+            # handshake is done: a refusal shows as an alert or a bare EOF on the first exchange.
+            return FMCCertificateRejected(f"the FMC at {self.where} refused the TLS handshake ({reason})",
+                                          _REJECTED_HINT)
+        what = "ended the connection during the handshake" if after_tls else "TLS handshake failed"
+        return FMCConnectError(f"the FMC at {self.where} {what} ({reason})",
+                               "check -server/-port; " + _REJECTED_HINT)
 
     def close(self) -> None:
         if self._sock is not None:
@@ -165,3 +187,10 @@ class HostInputClient:
             except tlv.FramingError as exc:
                 raise FMCProtocolError(f"the FMC sent malformed data: {exc}") from None
         return self._frames.pop(0)
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False

@@ -63,6 +63,12 @@ def load_identity(path: str, password: str | None) -> ClientIdentity:
     except OSError as exc:
         raise CertificateError(f"cannot read PKCS#12 file {path}: {exc.strerror}",
                                "check the file's permissions") from None
+    if data.lstrip().startswith(b"-----BEGIN"):
+        raise CertificateError(f"{path} is a PEM file, not a PKCS#12 file",
+                               "give the .pkcs12 file the FMC issued for this host") from None
+    if data and data[0] != 0x30:      # PKCS#12 is DER: it starts with a SEQUENCE
+        raise CertificateError(f"{path} is not a PKCS#12 file",
+                               "give the .pkcs12 file the FMC issued for this host") from None
     secret = password.encode("utf-8") if password else None
     try:
         key, cert, extra = pkcs12.load_key_and_certificates(data, secret)

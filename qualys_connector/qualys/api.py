@@ -22,7 +22,7 @@ from typing import Callable
 import httpx
 
 from .. import __version__
-from ..errors import QualysAuthError, QualysError, QualysReportError
+from ..errors import EXIT_USAGE, Interrupted, QualysAuthError, QualysError, QualysReportError
 from ..logsetup import add_secret, get_logger
 from .responses import (Limits, ReportStatus, ResponseFormatError, SimpleReturn, chunk_ips, collapse_ranges,
                         parse_ip_list, parse_limits, parse_report_list, parse_simple_return)
@@ -55,12 +55,15 @@ class QualysClient:
                  max_wait: float = 3600.0, user_agent: str | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[], float] = lambda: random.uniform(1.0, 3.0),
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, auth_hint: str | None = None,
+                 stop: Callable[[], bool] | None = None):
         add_secret(password)
         add_secret(proxy_password)
         self.url, self.user = url.rstrip("/"), user
         self.poll_interval, self.max_wait, self.timeout = poll_interval, max_wait, timeout
         self.sleep, self.clock, self.jitter = sleep, clock, jitter
+        self.stop = stop or (lambda: False)            # checked between chunks of a download
+        self.auth_hint = auth_hint or _AUTH_HINT      # names the keys of the caller's config file
         self.limits = Limits()
         self._limits_by_path: dict[str, Limits] = {}   # Qualys counts limits per API endpoint
         self._started = clock()
@@ -127,7 +130,7 @@ class QualysClient:
                 text = simple.text if simple else "Unauthorized"
                 raise QualysAuthError(f"Qualys refused {what} for user {self.user}: "
                                       f"{'CODE ' + code + ': ' if code else ''}{text} (HTTP {status})",
-                                      _AUTH_HINT, code=code, text=text, status=status)
+                                      self.auth_hint, code=code, text=text, status=status)
             if (status == 409 and simple is not None and simple.code == "1965") or status == 429:
                 # 429 belongs to Qualys's gateway APIs, not /api/2.0/fo/ (spec §4.3); handled alike anyway.
                 wait = (self.limits.to_wait_sec or _int(response.headers.get("Retry-After"))
@@ -188,6 +191,8 @@ class QualysClient:
             head = b""
             with open(dest, "wb") as out:
                 for chunk in response.iter_bytes(1 << 20):
+                    if self.stop():
+                        raise Interrupted(f"stopped on request while {what}")
                     if len(head) < 4096:
                         head += chunk[:4096]
                     out.write(chunk)
@@ -380,9 +385,11 @@ def _code_error(simple: SimpleReturn, what: str, status: int) -> QualysError:
     if signature:
         message += f" ({signature})"
     if simple.code == "999" and "launch" in what:
-        return QualysReportError(message, "check template_id: Qualys answers CODE 999 for a template ID that "
-                                 "does not exist or is not an XML scan template",
-                                 code=simple.code, text=simple.text, status=status)
+        error = QualysReportError(message, "check template_id: Qualys answers CODE 999 for a template ID that "
+                                  "does not exist or is not an XML scan template",
+                                  code=simple.code, text=simple.text, status=status)
+        error.exit_code = EXIT_USAGE       # a person must fix template_id; retrying will not help
+        return error
     if simple.code in ("1903", "1905"):
         return QualysError(message, "a parameter was refused; report this if it persists",
                            code=simple.code, text=simple.text, status=status)

@@ -8,7 +8,7 @@ import click
 
 from .. import announce_port, wait_for_stop_signal
 
-from .server import CensysEmulator
+from .server import CensysEmulator, _when
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,8 +18,8 @@ from .server import CensysEmulator
 @click.option("--api-key-env", default="CENSYS_EMULATOR_API_KEY", show_default=True, metavar="VAR",
               help="Environment variable holding the accepted API key.")
 @click.option("--events", "events_file", metavar="FILE", help="A JSON list of logbook events to serve.")
-@click.option("--generate", type=int, default=0, help="Serve N generated events.")
-@click.option("--page-size", type=int, default=100, show_default=True)
+@click.option("--generate", type=click.IntRange(0), default=0, help="Serve N generated events.")
+@click.option("--page-size", type=click.IntRange(1), default=100, show_default=True)
 def main(host, port, port_file, api_key_env, events_file, generate, page_size):
     """Serve POST /api/v1/logbook-cursor and GET /api/v1/logbook until SIGTERM/SIGINT."""
     key = os.environ.get(api_key_env)
@@ -34,13 +34,39 @@ def main(host, port, port_file, api_key_env, events_file, generate, page_size):
             raise click.BadParameter(f"{events_file}: {exc}", param_hint="--events")
         if not isinstance(events, list):
             raise click.BadParameter(f"{events_file} must hold a JSON list of events", param_hint="--events")
+        for number, event in enumerate(events, 1):
+            problem = _event_problem(event)
+            if problem:
+                raise click.BadParameter(f"{events_file}: event {number} {problem}", param_hint="--events")
     emulator = CensysEmulator(host, port, api_key=key, events=events, generate=generate, page_size=page_size)
-    emulator.start()
-    announce_port(port_file, emulator.port)
+    try:
+        emulator.start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host} port {port}: {exc.strerror}")
+    try:
+        announce_port(port_file, emulator.port)
+    except OSError as exc:
+        emulator.stop()
+        raise click.ClickException(f"cannot write the port to {port_file}: {exc.strerror}; "
+                                   "give --port-file a path in an existing, writable directory")
     click.echo(f"Censys ASM emulator at {emulator.url} ({emulator.last_id} events)", err=True)
     wait_for_stop_signal()
     emulator.stop()
     click.echo(f"served {emulator.requests} requests", err=True)
+
+
+def _event_problem(event) -> str | None:
+    """What is wrong with one scripted event, caught here rather than as a traceback mid-request."""
+    if not isinstance(event, dict):
+        return f"is {json.dumps(event)}, not a JSON object"
+    if "id" in event and (not isinstance(event["id"], int) or isinstance(event["id"], bool)):
+        return f"has id {json.dumps(event['id'])}: ids are integers"
+    if "timestamp" in event:
+        try:
+            _when(event["timestamp"])
+        except (TypeError, ValueError, AttributeError):
+            return f"has timestamp {json.dumps(event['timestamp'])}: expected ISO-8601, e.g. 2026-01-01T00:00:00.000Z"
+    return None
 
 
 if __name__ == "__main__":

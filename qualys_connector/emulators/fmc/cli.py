@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 import sys
 
 import click
 
 from .. import announce_port, wait_for_stop_signal
+from .netmap import NetworkMapError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,7 +28,12 @@ def init_pki_command(directory, client_password_env):
     password = os.environ.get(client_password_env) if client_password_env else None
     if client_password_env and not password:
         raise click.UsageError(f"the environment variable {client_password_env} is empty")
-    paths = init_pki(directory, client_password=password)
+    try:
+        paths = init_pki(directory, client_password=password)
+    except OSError as exc:
+        reason = "a file of that name exists" if isinstance(exc, FileExistsError) else exc.strerror
+        raise click.ClickException(f"cannot write the PKI into {directory}: {reason}; "
+                                   "give a directory that can be created and written to")
     click.echo(f"wrote {paths.ca_cert}, {paths.server_cert}, {paths.server_key},")
     click.echo(f"      {paths.client_pkcs12} (the client certificate), {paths.untrusted_client_pkcs12}")
     click.echo(f"serve with:   fmc-emulator serve --pki {directory}")
@@ -59,14 +66,23 @@ def serve_command(pki_dir, host, port, port_file, max_size, db, sink, accept_unk
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         raise click.UsageError(f"{missing[0]} is missing: run fmc-emulator init-pki {pki_dir} first")
-    emulator = FMCEmulator(host, port, ca_cert=paths[0], server_cert=paths[1], server_key=paths[2],
-                           max_size=max_size, db=db, sink=sink, accept_unknown_hosts=accept_unknown_hosts,
-                           known_hosts=known_hosts, record_messages=False, leaf_domains=leaf_domains)
+    _check_pki(pki_dir, *paths)
+    try:
+        emulator = FMCEmulator(host, port, ca_cert=paths[0], server_cert=paths[1], server_key=paths[2],
+                               max_size=max_size, db=db, sink=sink, accept_unknown_hosts=accept_unknown_hosts,
+                               known_hosts=known_hosts, record_messages=False, leaf_domains=leaf_domains)
+    except NetworkMapError as exc:
+        raise click.ClickException(str(exc))
     try:
         emulator.start()
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host} port {port}: {exc.strerror}")
-    announce_port(port_file, emulator.port)
+    try:
+        announce_port(port_file, emulator.port)
+    except OSError as exc:
+        emulator.stop()
+        raise click.ClickException(f"cannot write the port to {port_file}: {exc.strerror}; "
+                                   "give --port-file a path in an existing, writable directory")
     wait_for_stop_signal()
     emulator.stop()
     summary = emulator.netmap.summary()
@@ -82,9 +98,28 @@ def export_command(db):
     """Print the network map as JSON."""
     from .netmap import NetworkMap
     if not os.path.exists(db):
-        raise click.UsageError(f"{db} does not exist")
-    json.dump(NetworkMap(db).export(), sys.stdout, indent=1)
+        raise click.ClickException(f"{db} does not exist: give the file that serve --db wrote "
+                                   "(export never creates one)")
+    try:
+        netmap = NetworkMap(db)
+    except NetworkMapError as exc:
+        raise click.ClickException(str(exc))
+    json.dump(netmap.export(), sys.stdout, indent=1)
     sys.stdout.write("\n")
+
+
+def _check_pki(pki_dir, ca_cert, server_cert, server_key):
+    """Load the PEM files once here, so a damaged PKI is one line naming the file instead of an ssl traceback."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    again = f"run fmc-emulator init-pki {pki_dir} to mint a new PKI (and a new client.pkcs12)"
+    try:
+        context.load_verify_locations(cafile=ca_cert)
+    except (ssl.SSLError, OSError):
+        raise click.ClickException(f"{ca_cert} is not a PEM CA certificate: {again}")
+    try:
+        context.load_cert_chain(server_cert, server_key)
+    except (ssl.SSLError, OSError):
+        raise click.ClickException(f"{server_cert} and {server_key} are not a PEM certificate and its key: {again}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ generic result (no vuln id) the name is part of the key too — which is how the
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -36,6 +37,17 @@ CREATE TABLE IF NOT EXISTS scan_results (ip TEXT, scanner TEXT, vuln_id TEXT, po
 CREATE INDEX IF NOT EXISTS scan_results_host ON scan_results (ip, scanner);
 """
 
+# Every column the map reads, so an SQLite file of some other program fails on opening, not mid-export.
+_CHECK = ("SELECT ip, mac, os_vendor, os_product, os_version FROM hosts",
+          "SELECT ip, name, value FROM attributes",
+          "SELECT name, type FROM attribute_defs",
+          "SELECT ip, scanner, vuln_id, port, proto, name, description, cve_ids, bugtraq_ids FROM scan_results")
+_WHAT_TO_DO = "use the file fmc-emulator serve --db wrote, or a new name for serve to create"
+
+
+class NetworkMapError(ValueError):
+    """The map's file cannot be used: one line naming it and what to do, instead of an sqlite3 traceback."""
+
 
 @dataclass
 class NetworkMap:
@@ -45,9 +57,23 @@ class NetworkMap:
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __post_init__(self):
-        self._conn = sqlite3.connect(self.db, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL" if self.db != ":memory:" else "PRAGMA journal_mode=MEMORY")
-        self._conn.executescript(_SCHEMA)
+        conn = None
+        try:
+            conn = sqlite3.connect(self.db, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL" if self.db != ":memory:" else "PRAGMA journal_mode=MEMORY")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise NetworkMapError(_unusable(self.db, exc)) from exc
+        try:
+            for sql in _CHECK:
+                conn.execute(sql + " LIMIT 0")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise NetworkMapError(f"{self.db} is an SQLite database but not a network map ({exc}): "
+                                  + _WHAT_TO_DO) from exc
+        self._conn = conn
 
     def close(self) -> None:
         with self._lock:
@@ -177,6 +203,18 @@ class NetworkMap:
             hosts = self._conn.execute("SELECT COUNT(*) FROM hosts").fetchone()[0]
             per_scanner = dict(self._conn.execute("SELECT scanner, COUNT(*) FROM scan_results GROUP BY scanner"))
             return {"hosts": hosts, "scan_results": sum(per_scanner.values()), "per_scanner": per_scanner}
+
+
+def _unusable(db: str, exc: sqlite3.Error) -> str:
+    """Why ``db`` could not be opened, in words a user can act on (sqlite3 only says "unable to open")."""
+    parent = os.path.dirname(os.path.abspath(db))
+    if os.path.isdir(db):
+        return f"{db} is a directory: give a file name for the network map, e.g. {os.path.join(db, 'map.sqlite')}"
+    if not os.path.isdir(parent):
+        return f"cannot create {db}: the directory {parent} does not exist; create it or choose another path"
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+        return f"{db} is not an SQLite database: {_WHAT_TO_DO}"
+    return f"cannot open {db} as an SQLite database ({exc}): check the file and its directory are writable"
 
 
 def _empty_host() -> dict:

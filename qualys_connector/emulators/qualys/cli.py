@@ -47,8 +47,12 @@ def main(host, port, port_file, tls_dir, user, password_env, template_files, gen
         raise click.UsageError(f"set the API password in the environment variable {password_env}")
     templates: dict[str, TemplateSpec] = {}
     for tid, path in _pairs(template_files, "FILE"):
-        if not os.path.isfile(path):
-            raise click.BadParameter(f"{path} does not exist", param_hint="--template")
+        try:  # read now, not when a report is fetched: the emulator would serve a broken download
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {path}: {exc.strerror}; give an XML report file",
+                                     param_hint="--template")
         templates[tid] = TemplateSpec(path=path)
     for tid, size in _pairs(generated, "HOSTS[xVULNS]"):
         match = re.fullmatch(r"(\d+)(?:x(\d+))?", size)
@@ -68,8 +72,17 @@ def main(host, port, port_file, tls_dir, user, password_env, template_files, gen
     try:
         emulator.start()
     except OSError as exc:
+        if exc.filename:  # start() also writes the --tls certificate: a file error is that, not the port
+            reason = "a file of that name exists" if isinstance(exc, FileExistsError) else exc.strerror
+            raise click.ClickException(f"cannot write the TLS certificate into {tls_dir}: {reason}; "
+                                       "give --tls a directory that can be created and written to")
         raise click.ClickException(f"cannot listen on {host} port {port}: {exc.strerror}")
-    announce_port(port_file, emulator.port)
+    try:
+        announce_port(port_file, emulator.port)
+    except OSError as exc:
+        emulator.stop()
+        raise click.ClickException(f"cannot write the port to {port_file}: {exc.strerror}; "
+                                   "give --port-file a path in an existing, writable directory")
     click.echo(f"Qualys emulator at {emulator.url} (user {user}; templates {', '.join(templates)})"
                + (f"; CA for ca_bundle: {emulator.ca_cert}" if emulator.ca_cert else ""), err=True)
     wait_for_stop_signal()
