@@ -18,7 +18,8 @@ from qualys_connector.hostinput import commands
 NAME = "QualysGuard"
 SUMMARY = "download a Qualys report template and send its vulnerabilities (default)"
 PARAMETERS = [
-    ("-plugininfo=FILE", "QualysGuard.yaml (default: input_plugins/QualysGuard.yaml, then ./QualysGuard.yaml)"),
+    ("-plugininfo=FILE", "QualysGuard.yaml (default: the first of input_plugins/QualysGuard.yaml, "
+                         "./QualysGuard.yaml, InputPlugins/QualysGuard.yaml)"),
     ("required keys", "user_id, password, template_id (not with report_file)"),
     ("optional keys", "url, add_host, ip_ranges, proxy, proxy_username, proxy_password, report_file, "
                       "keep_report, scanner_name, source_name, vuln_types, min_severity, set_os, ascii_only, domain, "

@@ -37,6 +37,8 @@ OPTION_TABLE = """\
   -lo[gfile]=F       append the log to F
   -le[vel]=N         0 error, 1 warning, 2 info (default), 3 debug
   -c[svfile]=F       write the host input commands to F instead of sending them
+  -r[unondc]=y|n     accepted for old crontabs; only n (run on a separate host) is supported
+  -h, --help         this help; -v, --version: the version
 Options may be written -opt=V, -opt V, --opt=V, or as any unique prefix (-se, -serv).
 Exit codes: 0 delivered, 1 usage/configuration error, 2 run-time failure, 75 another run holds the lock."""
 
@@ -52,8 +54,9 @@ def version_screen(prog: str) -> str:
              "options:", OPTION_TABLE]
     if prog == "process-multiple":
         lines[5:5] = [MULTI_TABLE]
-    lines += ["", "plugins (case-insensitive; QualysGuard is the default):"]
-    for key in input_plugins.PLUGINS:
+    lines += ["", "plugins (case-insensitive; QualysGuard is the default):" if prog == "qualys-connector"
+              else "plugin: QualysGuard only (one run per template)"]
+    for key in input_plugins.PLUGINS if prog == "qualys-connector" else ["qualysguard"]:
         plugin = input_plugins.load(key)
         lines.append(f"  {plugin.NAME} - {plugin.SUMMARY}")
         for name, text in plugin.PARAMETERS:
@@ -61,12 +64,13 @@ def version_screen(prog: str) -> str:
     return "\n".join(lines)
 
 
-def _common(f):
+def _common(f, multi: bool = False):
     decorators = [
         click.option("--server", metavar="ADDR", help="FMC address; required unless --csvfile."),
         click.option("--port", type=click.IntRange(1, 65535), default=8307, show_default=True,
                      help="FMC host input port."),
-        click.option("--plugininfo", metavar="FILE", help="Plugin config (QualysGuard.yaml, or the CSV to send)."),
+        click.option("--plugininfo", metavar="FILE",
+                     help="QualysGuard.yaml" + ("." if multi else ", or the CSV file to send with the csv plugin.")),
         click.option("--ipv6", is_flag=True, help="Connect to the FMC over IPv6."),
         click.option("--pkcs12", metavar="FILE", help="Client certificate; default: the only *.pkcs12 here."),
         click.option("--password", envvar="QC_PKCS12_PASSWORD", metavar="PW",
@@ -84,8 +88,14 @@ def _common(f):
     return f
 
 
-@click.command(context_settings={"help_option_names": ["--help"]},
-               epilog="Perl spellings:\n\n" + OPTION_TABLE.replace("\n", "\n\n"))
+def _epilog(*tables: str) -> str:
+    """Click rewraps help text; ``\b`` keeps a paragraph as written."""
+    return "\b\nPerl spellings:\n" + "\n".join(tables) + ("\n\n\b\nWithout -plugininfo the QualysGuard plugin "
+                                                         "reads the first of:\n  input_plugins/QualysGuard.yaml\n"
+                                                         "  ./QualysGuard.yaml\n  InputPlugins/QualysGuard.yaml")
+
+
+@click.command(context_settings={"help_option_names": ["--help"]}, epilog=_epilog(OPTION_TABLE))
 @_common
 @click.argument("plugin", required=False, default="QualysGuard")
 def qualys_connector_command(plugin, **kw):
@@ -93,11 +103,15 @@ def qualys_connector_command(plugin, **kw):
     return _run_single(plugin, kw)
 
 
-@click.command(context_settings={"help_option_names": ["--help"]})
+def _common_multi(f):
+    return _common(f, multi=True)
+
+
+@click.command(context_settings={"help_option_names": ["--help"]}, epilog=_epilog(MULTI_TABLE, OPTION_TABLE))
 @click.option("--multiinfo", required=True, metavar="ID,ID", help="Template IDs, comma separated.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Templates processed at once (capped by Qualys's concurrency limit).")
-@_common
+@_common_multi
 def process_multiple_command(multiinfo, jobs, **kw):
     """Run the QualysGuard plugin once per report template ID."""
     from .multi import run_multiple

@@ -170,7 +170,8 @@ def test_censys_page_size_and_generate_out_of_range_are_one_line(option, value, 
 # ---------------------------------------------------------------------- qualys-emulator
 def test_qualys_template_that_is_a_directory_is_one_line(tmp_path):
     line = error_line(run("qualys", "--port", "0", "--template", f"1={tmp_path}"))
-    assert line == f"Error: Invalid value for --template: cannot read {tmp_path}: Is a directory; give an XML report file"
+    assert line == (f"Error: Invalid value for --template: cannot read {tmp_path}: Is a directory; "
+                    "give an XML report file")
 
 
 def test_qualys_template_that_does_not_exist_is_one_line(tmp_path):
@@ -186,7 +187,8 @@ def test_qualys_unreadable_template_is_one_line(tmp_path):
     path.write_text("<xml/>")
     path.chmod(0)
     line = error_line(run("qualys", "--port", "0", "--template", f"1={path}"))
-    assert line == f"Error: Invalid value for --template: cannot read {path}: Permission denied; give an XML report file"
+    assert line == (f"Error: Invalid value for --template: cannot read {path}: Permission denied; "
+                    "give an XML report file")
 
 
 def test_qualys_tls_dir_that_is_a_file_is_one_line_not_a_listen_error(tmp_path):
