@@ -47,4 +47,7 @@ def produce(job) -> None:
                     job.summary.findings += 1
                 elif command.name == "AddHost":
                     job.summary.hosts += 1
-    job.log.info("read %d commands from %s", job.summary.commands, path)
+    if job.summary.commands == 0:
+        job.log.warning("%s holds no commands (empty, or only comments): there is nothing to deliver", path)
+    else:
+        job.log.info("read %d commands from %s", job.summary.commands, path)

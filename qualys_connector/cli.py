@@ -15,7 +15,7 @@ import click
 import input_plugins
 
 from . import __version__, argv as perl_argv
-from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted
+from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted, LockHeld
 from .locking import RunLock
 from .logsetup import configure, get_logger
 from .pipeline import Options, Summary, lock_key, prepare, run
@@ -150,9 +150,16 @@ def _run_single(plugin: str, kw: dict) -> int:
                 run(options, plugin=plugin_module, config=config, log=log, stop=stop, summary=summary)
         return EXIT_OK
     except ConnectorError as exc:
-        summary.outcome = "failed" if not isinstance(exc, Interrupted) else "interrupted"
+        summary.outcome = ("interrupted" if isinstance(exc, Interrupted) else
+                           "locked" if isinstance(exc, LockHeld) else "failed")
         log.error("%s", exc)
         return exc.exit_code
+    except Exception as exc:   # a bug: one line (traceback at -level=3), and still the summary last
+        summary.outcome = "failed"
+        log.debug("internal error", exc_info=True)
+        log.error("internal error (%s: %s); please report it with the output of -level=3",
+                  type(exc).__name__, exc)
+        return EXIT_FAILURE
     finally:
         log.info("%s", summary.line())
 

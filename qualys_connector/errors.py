@@ -82,7 +82,7 @@ class LockHeld(ConnectorError):
     """Another run holds the lock for the same configuration."""
 
     exit_code = EXIT_LOCKED
-    default_hint = "another run is still working; this one exits without doing anything"
+    default_hint = "this run did nothing; cron will try again at its next time"
 
 
 class Interrupted(ConnectorError):
