@@ -25,7 +25,7 @@ from .. import __version__
 from ..errors import EXIT_USAGE, Interrupted, QualysAuthError, QualysError, QualysReportError
 from ..logsetup import add_secret, get_logger
 from .responses import (Limits, ReportStatus, ResponseFormatError, SimpleReturn, chunk_ips, collapse_ranges,
-                        parse_ip_list, parse_limits, parse_report_list, parse_simple_return)
+                        as_int, parse_ip_list, parse_limits, parse_report_list, parse_simple_return)
 
 log = get_logger()
 
@@ -133,8 +133,8 @@ class QualysClient:
                                       self.auth_hint, code=code, text=text, status=status)
             if (status == 409 and simple is not None and simple.code == "1965") or status == 429:
                 # 429 belongs to Qualys's gateway APIs, not /api/2.0/fo/ (spec §4.3); handled alike anyway.
-                wait = (self.limits.to_wait_sec or _int(response.headers.get("Retry-After"))
-                        or (_int(simple.item("SECONDS_TO_WAIT")) if simple else None) or 60)
+                wait = (self.limits.to_wait_sec or as_int(response.headers.get("Retry-After"))
+                        or (as_int(simple.item("SECONDS_TO_WAIT")) if simple else None) or 60)
                 code = simple.code if simple else None
                 text = simple.text if simple else "Too Many Requests"
                 rate_tries += 1
@@ -364,13 +364,6 @@ def _maybe_simple(body: bytes) -> SimpleReturn | None:
     try:
         return parse_simple_return(body)
     except ResponseFormatError:
-        return None
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
         return None
 
 

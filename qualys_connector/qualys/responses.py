@@ -98,10 +98,11 @@ def parse_ip_list(body: bytes) -> list[str]:
     return [(e.text or "").strip() for e in root.iterfind("RESPONSE/IP_SET/*") if e.tag in ("IP", "IP_RANGE")]
 
 
-def _int(value: str | None) -> int | None:
+def as_int(value) -> int | None:
+    """A header or ITEM value as a number, None when absent or not a number."""
     try:
         return int(value) if value is not None else None
-    except ValueError:
+    except (TypeError, ValueError):
         return None
 
 
@@ -109,10 +110,10 @@ def parse_limits(headers) -> Limits:
     """``headers``: any mapping with case-insensitive ``get`` (httpx.Headers)."""
     get = headers.get
     return Limits(
-        rate_limit=_int(get("X-RateLimit-Limit")), window_sec=_int(get("X-RateLimit-Window-Sec")),
-        remaining=_int(get("X-RateLimit-Remaining")), to_wait_sec=_int(get("X-RateLimit-ToWait-Sec")),
-        concurrency_limit=_int(get("X-Concurrency-Limit-Limit") or get("X-ConcurrencyLimit-Limit")),
-        concurrency_running=_int(get("X-Concurrency-Limit-Running") or get("X-ConcurrencyLimit-Running")))
+        rate_limit=as_int(get("X-RateLimit-Limit")), window_sec=as_int(get("X-RateLimit-Window-Sec")),
+        remaining=as_int(get("X-RateLimit-Remaining")), to_wait_sec=as_int(get("X-RateLimit-ToWait-Sec")),
+        concurrency_limit=as_int(get("X-Concurrency-Limit-Limit") or get("X-ConcurrencyLimit-Limit")),
+        concurrency_running=as_int(get("X-Concurrency-Limit-Running") or get("X-ConcurrencyLimit-Running")))
 
 
 def collapse_ranges(ips) -> list[str]:

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from .. import announce_port, wait_for_stop_signal
+from .. import start_listening, wait_for_stop_signal
 
 from .server import CensysEmulator, _when
 
@@ -39,16 +39,7 @@ def main(host, port, port_file, api_key_env, events_file, generate, page_size):
             if problem:
                 raise click.BadParameter(f"{events_file}: event {number} {problem}", param_hint="--events")
     emulator = CensysEmulator(host, port, api_key=key, events=events, generate=generate, page_size=page_size)
-    try:
-        emulator.start()
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host} port {port}: {exc.strerror}")
-    try:
-        announce_port(port_file, emulator.port)
-    except OSError as exc:
-        emulator.stop()
-        raise click.ClickException(f"cannot write the port to {port_file}: {exc.strerror}; "
-                                   "give --port-file a path in an existing, writable directory")
+    start_listening(emulator, host, port, port_file)
     click.echo(f"Censys ASM emulator at {emulator.url} ({emulator.last_id} events)", err=True)
     wait_for_stop_signal()
     emulator.stop()

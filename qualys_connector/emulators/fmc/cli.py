@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from .. import announce_port, wait_for_stop_signal
+from .. import start_listening, wait_for_stop_signal
 from .netmap import NetworkMapError
 
 
@@ -73,16 +73,7 @@ def serve_command(pki_dir, host, port, port_file, max_size, db, sink, accept_unk
                                known_hosts=known_hosts, record_messages=False, leaf_domains=leaf_domains)
     except NetworkMapError as exc:
         raise click.ClickException(str(exc))
-    try:
-        emulator.start()
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host} port {port}: {exc.strerror}")
-    try:
-        announce_port(port_file, emulator.port)
-    except OSError as exc:
-        emulator.stop()
-        raise click.ClickException(f"cannot write the port to {port_file}: {exc.strerror}; "
-                                   "give --port-file a path in an existing, writable directory")
+    start_listening(emulator, host, port, port_file)
     wait_for_stop_signal()
     emulator.stop()
     summary = emulator.netmap.summary()

@@ -7,7 +7,7 @@ import re
 
 import click
 
-from .. import announce_port, wait_for_stop_signal
+from .. import start_listening, wait_for_stop_signal
 
 from .server import CALL_FAULTS, REPORT_FAULTS, QualysEmulator, TemplateSpec
 
@@ -69,20 +69,7 @@ def main(host, port, port_file, tls_dir, user, password_env, template_files, gen
     emulator = QualysEmulator(host, port, users={user: password}, templates=templates, report_delay=report_delay,
                               tls_dir=tls_dir, concurrency_limit=concurrency_limit, rate_limit=rate_limit,
                               rate_window=rate_window)
-    try:
-        emulator.start()
-    except OSError as exc:
-        if exc.filename:  # start() also writes the --tls certificate: a file error is that, not the port
-            reason = "a file of that name exists" if isinstance(exc, FileExistsError) else exc.strerror
-            raise click.ClickException(f"cannot write the TLS certificate into {tls_dir}: {reason}; "
-                                       "give --tls a directory that can be created and written to")
-        raise click.ClickException(f"cannot listen on {host} port {port}: {exc.strerror}")
-    try:
-        announce_port(port_file, emulator.port)
-    except OSError as exc:
-        emulator.stop()
-        raise click.ClickException(f"cannot write the port to {port_file}: {exc.strerror}; "
-                                   "give --port-file a path in an existing, writable directory")
+    start_listening(emulator, host, port, port_file, tls_dir=tls_dir)
     click.echo(f"Qualys emulator at {emulator.url} (user {user}; templates {', '.join(templates)})"
                + (f"; CA for ca_bundle: {emulator.ca_cert}" if emulator.ca_cert else ""), err=True)
     wait_for_stop_signal()
