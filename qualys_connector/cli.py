@@ -133,9 +133,20 @@ def _options(plugin: str, kw: dict) -> Options:
 def _start_logging(kw: dict, ident: str):
     log = configure(kw["level"], syslog=kw["syslog"], stderr=kw["stderr"], logfile=kw["logfile"], ident=ident)
     if kw.get("password") and kw["password"] != os.environ.get("QC_PKCS12_PASSWORD"):
-        log.warning("a password on the command line is visible to other users in the process list; "
-                    "set QC_PKCS12_PASSWORD instead")
+        _hide_from_process_list(kw["password"])
+        log.warning("a password on the command line is visible to other users in the process list "
+                    "(masked now, but not during the first moments of the run); set QC_PKCS12_PASSWORD instead")
     return log
+
+
+def _hide_from_process_list(secret: str) -> None:
+    """Rewrite our command line as ``ps`` shows it, with the password masked."""
+    try:
+        import setproctitle
+    except ImportError:     # pragma: no cover - a declared dependency
+        return
+    words = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]
+    setproctitle.setproctitle(" ".join(w.replace(secret, "******") for w in words))
 
 
 def _run_single(plugin: str, kw: dict) -> int:

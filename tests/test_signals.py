@@ -86,3 +86,25 @@ def test_sigterm_stops_parallel_templates_between_data_messages(tmp_path, pki):
                 if "Summary: template" in l and "data_messages=" in l)
     assert sent < total, "it stopped before everything was sent"
 
+
+def test_a_password_given_on_the_command_line_is_masked_in_the_process_list(tmp_path, pki):
+    templates = {"1": TemplateSpec(hosts=5, delay=60)}
+    config = tmp_path / "QualysGuard.yaml"
+    with QualysEmulator(users={"u": PASSWORD}, templates=templates) as q, FMCEmulator(pki=pki) as fmc:
+        config.write_text(f"user_id: u\ntemplate_id: 1\nurl: {q.url}\npoll_interval: 0.05\n")
+        config.chmod(0o600)
+        env = dict(os.environ, QC_QUALYS_PASSWORD=PASSWORD, QC_LOCK_DIR=str(tmp_path / "locks"))
+        env.pop("QC_PKCS12_PASSWORD", None)
+        proc = subprocess.Popen([sys.executable, "-m", "qualys_connector", "-se=127.0.0.1", f"-po={fmc.port}",
+                                 f"-pk={pki.client_pkcs12}", f"-pa={CLIENT_PASSWORD}", f"-pl={config}"],
+                                env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            assert wait_for(lambda: any(a == "list" for _, a, _ in q.state.request_log)), "never got to Qualys"
+            with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+    assert CLIENT_PASSWORD not in cmdline and "-pa=******" in cmdline, cmdline
+    assert CLIENT_PASSWORD not in err and "visible to other users" in err
+
