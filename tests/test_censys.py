@@ -130,6 +130,16 @@ def test_associate_disassociate_reassociate_end_in_the_right_qualys_state(tmp_pa
     assert censys.cursor_requests[-1] == {"idFrom": 7, "filter": {"type": ["HOST"]}}
 
 
+def test_many_ipv6_hosts_are_named_up_to_a_limit_then_counted(tmp_path, emulators):
+    censys, qualys = emulators
+    censys.append([host(f"2001:db8::{i:x}", "ASSOCIATE") for i in range(1, 31)] + [host("203.0.113.5", "ASSOCIATE")])
+    result = once(write_settings(tmp_path, censys.url, qualys.url))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("but is IPv6") == 20
+    assert "30 IPv6 addresses in all were not sent to Qualys this cycle" in result.stderr
+    assert qualys.state.asset_ips == {"203.0.113.5"} and "ipv6_skipped=30" in result.stderr
+
+
 def test_exclusions_can_expire(tmp_path, emulators):
     censys, qualys = emulators
     censys.append([host("203.0.113.9", "DISASSOCIATE")])

@@ -17,6 +17,7 @@ from .position import Position
 
 log = get_logger()
 TRIAL_LIMIT = 20
+IPV6_WARNINGS = 20       # a logbook with thousands of IPv6 hosts must not drown the log
 TOOL = "censys-qualys"
 
 
@@ -84,11 +85,15 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
             result.added += len(decision.add)
             log.info("added %d IPs to Qualys VM (%s)", len(decision.add), _sample(decision.add))
         for ip, operation in decision.ipv6.items():
+            if result.ipv6_skipped >= IPV6_WARNINGS:      # one line each for the first ones only
+                log.debug("%s (%s, IPv6) not sent to Qualys", ip, operation.lower())
+                result.ipv6_skipped += 1
+                continue
+            result.ipv6_skipped += 1
             log.warning("%s was %sd in Censys ASM but is IPv6: Qualys's asset-IP and excluded-IP calls take "
                         "IPv4 only; not sent (%s)", ip, operation.lower(),
                         "exclude it in Qualys by hand if needed" if operation == "DISASSOCIATE"
                         else "add it in Qualys by hand, with an IPv6 mapping record")
-        result.ipv6_skipped += len(decision.ipv6)
         if decision.exclude:
             ips = list(decision.exclude)
             ids = sorted(decision.exclude.values())
@@ -108,6 +113,9 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
             log.warning("trialMode: %d IPs added, the most per run; events from %d on wait for the next run",
                         TRIAL_LIMIT, result.next_id)
             break
+    if result.ipv6_skipped > IPV6_WARNINGS:
+        log.warning("%d IPv6 addresses in all were not sent to Qualys this cycle; the first %d are named "
+                    "above, the rest at --level 3", result.ipv6_skipped, IPV6_WARNINGS)
     return result
 
 
