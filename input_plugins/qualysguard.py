@@ -26,7 +26,6 @@ PARAMETERS = [
                       "ca_bundle, verify, timeout, poll_interval, max_wait"),
 ]
 SHORTEN = True
-CSV_MAX_LINE = 65536  # no server to ask with -csvfile: the common FMC value
 
 
 # The Perl connector's InputPlugins/ spelling is accepted too, so old setups keep working.
@@ -99,12 +98,21 @@ def write_commands(report, cfg, job) -> None:
     tails: dict[int, str] = {}      # per QID: the encoded title, description and id lists
     middles: dict[tuple, str] = {}  # per (QID, port, protocol): bounded by the report's distinct findings
 
+    # With -csvfile, lines are shortened so that each fits a DATA message of job.max_size together
+    # with the header lines the client repeats (so the file can later be sent with the csv plugin).
+    # When sending, delivery shortens to the MAX_SIZE the FMC actually announces.
+    header = len(f"SetSource,{cfg.source_name}\n".encode())
+    if cfg.domain:
+        header += len(f"SetDomain,{cfg.domain}\n".encode())
+    limit = job.max_size - header if getattr(job, "max_size", None) else None
+
     def emit(command: commands.Command) -> None:
-        fitted, shortened = commands.fit(command, CSV_MAX_LINE)
-        if shortened:
-            job.log.debug("shortened the line for %s QID %s to fit %d bytes",
-                          command.args[0], command.args[2], CSV_MAX_LINE)
-        out.write(commands.encode_line(fitted))
+        if limit is not None:
+            command, shortened = commands.fit(command, limit)
+            if shortened:
+                job.log.debug("shortened the line for %s QID %s to fit %d bytes",
+                              command.args[0], command.args[2], limit)
+        out.write(commands.encode_line(command))
         summary.commands += 1
 
     free_text = commands.ascii_text if cfg.ascii_only else commands.clean_text
@@ -127,7 +135,7 @@ def write_commands(report, cfg, job) -> None:
         emit(commands.set_domain(cfg.domain))
     emit(commands.set_source(cfg.source_name))
     for host in report.hosts():
-        if not host.findings and not cfg.add_host:
+        if not host.findings and not cfg.add_host and not (cfg.set_os and host.os):
             continue
         summary.hosts += 1
         if cfg.add_host:
@@ -138,7 +146,9 @@ def write_commands(report, cfg, job) -> None:
         sent = set()
         lines: list[str] = []           # this host's results, written at once
         for finding in host.findings:
-            proto = finding.protocol if finding.protocol in ("tcp", "udp") else None
+            # Port and protocol go together, or neither (host-level); icmp, a port-less protocol
+            # and port 0 become host-level, as the FMC wants (host-input spec §1.3).
+            proto = finding.protocol if finding.protocol in ("tcp", "udp") and finding.port else None
             port = finding.port if proto else None
             # An icmp finding and a host-level one of the same QID look alike to the FMC
             # (both without port and protocol): send that result once.
@@ -151,7 +161,7 @@ def write_commands(report, cfg, job) -> None:
                 middle = middles[key] = commands.encode_args(
                     "AddScanResult", (str(finding.qid), "" if port is None else str(port), proto or ""), first=2)
             line = f"{head}{middle},{tail(finding.qid)}\n"
-            if len(line) * 4 > CSV_MAX_LINE and len(line.encode()) > CSV_MAX_LINE:
+            if limit is not None and len(line) * 4 > limit and len(line.encode()) > limit:
                 out.write("".join(lines).encode())      # keep the order: what came before goes first
                 lines.clear()
                 vuln = report.vuln(finding.qid)

@@ -22,6 +22,11 @@ from .hostinput.pkcs12 import client_context, find_pkcs12, load_identity
 from .logsetup import add_secret, get_logger
 
 
+# MAX_SIZE assumed for -csvfile, where no FMC announces one: the emulator's default. The value of
+# real FMCs is not published (host-input spec §2.1 [?]).
+CSV_MAX_SIZE = 65536
+
+
 @dataclass
 class Options:
     """What the command line asked for (after Perl spellings were normalised)."""
@@ -71,6 +76,9 @@ class Job:
     config: object = None
     sleep: Callable[[float], None] = time.sleep
     qualys_client: object = None
+    # Longest line a plugin may write, or None: when sending, delivery shortens lines to the
+    # MAX_SIZE the FMC announces; with -csvfile there is no FMC to ask.
+    max_size: int | None = None
 
     def check_stop(self) -> None:
         if self.stop.is_set():
@@ -138,7 +146,8 @@ def run(options: Options, *, plugin=None, config=None, log=None, stop: threading
         summary.outcome = "producing"
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
             job = Job(options.plugininfo or plugin.default_plugininfo(), out, summary, log, stop,
-                      template_id=options.template_id, config=config, sleep=_sleeper(stop))
+                      template_id=options.template_id, config=config, sleep=_sleeper(stop),
+                      max_size=CSV_MAX_SIZE if options.csvfile else None)
             plugin.produce(job)
         if options.csvfile:
             try:

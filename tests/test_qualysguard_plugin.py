@@ -60,6 +60,35 @@ def test_text_is_folded_to_ascii_unless_ascii_only_is_off(tmp_path, lock_dir):
     assert '"SSL/TLS use of weak RC4 \u2014 \u201cArcfour\u201d r\u00e9sum\u00e9 \u2713"' in line
 
 
+def test_set_os_reaches_hosts_without_findings_to_send(tmp_path, lock_dir):
+    lines, _ = dry_run(tmp_path, set_os="y", vuln_types="Vuln", min_severity=5)
+    assert [l.split(",")[1] for l in lines if l.startswith("SetOS")] == [
+        "10.20.30.41", "10.20.30.57", "2001:db8:85a3::8a2e:370:84"]
+    assert not [l for l in lines if l.startswith("AddScanResult")]
+
+
+def sample_variant(tmp_path, old, new):
+    text = open(os.path.join(DATA, "sample_asset_data_report.xml"), encoding="utf-8").read()
+    assert old in text
+    path = tmp_path / "variant.xml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return str(path)
+
+
+def test_a_protocol_without_a_usable_port_becomes_a_host_level_finding(tmp_path, lock_dir):
+    for port in ("", "<PORT>0</PORT>", "<PORT>tcp/443</PORT>", "<PORT>70000</PORT>"):
+        report = sample_variant(tmp_path, "<PORT>443</PORT>", port)
+        lines, _ = dry_run(tmp_path, report_file=report)
+        (line,) = [l for l in lines if ",38601," in l]
+        assert ',38601,,,"' in line, (port, line)
+
+
+def test_an_ipv6_zone_id_is_dropped(tmp_path, lock_dir):
+    report = sample_variant(tmp_path, 'v6="2001:db8:85a3::8a2e:370:84"', 'v6="fe80::84%eth0"')
+    lines, _ = dry_run(tmp_path, report_file=report)
+    assert any(l.startswith('AddScanResult,fe80::84,') for l in lines) and "%" not in "".join(lines)
+
+
 def test_a_truncated_saved_report_writes_nothing(tmp_path, lock_dir):
     data = open(os.path.join(DATA, "sample_asset_data_report.xml"), "rb").read()
     cut = tmp_path / "cut.xml"
@@ -80,3 +109,31 @@ def test_an_overlong_description_is_shortened_to_fit_and_said_at_debug_level(tmp
     (line,) = [l for l in out.read_text().splitlines() if ",38601," in l]
     assert len(line.encode()) + 1 <= 65536 and '..."' in line
     assert "shortened the line for 10.20.30.41 QID 38601" in result.stderr
+
+
+def test_lines_are_shortened_to_the_max_size_the_fmc_announces_not_to_a_guess(tmp_path, pki, lock_dir):
+    from conftest import CLIENT_PASSWORD
+    from qualys_connector.emulators.fmc.server import FMCEmulator
+    report = sample_variant(tmp_path, "The service still negotiates RC4 cipher suites.", "RC4 is weak. " * 8000)
+    cfg = config(tmp_path, report_file=report, add_host="y")
+    for max_size, shortened in ((200_000, False), (4096, True)):
+        with FMCEmulator(pki=pki, max_size=max_size) as fmc:
+            result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.client_pkcs12}", f"-pl={cfg}",
+                             env={"QC_PKCS12_PASSWORD": CLIENT_PASSWORD})
+            assert result.returncode == 0, result.stderr
+            (desc,) = [r["desc"] for r in fmc.netmap.export()["hosts"]["10.20.30.41"]["scan_results"]
+                       if r["vuln_id"] == "38601"]
+        assert desc.endswith("...") == shortened and (len(desc) < 4096 if shortened else len(desc) > 100_000)
+
+
+def test_a_dry_run_file_can_be_sent_later_with_the_csv_plugin(tmp_path, pki, lock_dir):
+    from conftest import CLIENT_PASSWORD
+    from qualys_connector.emulators.fmc.server import FMCEmulator
+    report = sample_variant(tmp_path, "The service still negotiates RC4 cipher suites.", "RC4 is weak. " * 8000)
+    out = tmp_path / "Out.csv"
+    assert run_cli(f"-c={out}", f"-pl={config(tmp_path, report_file=report, add_host='y', domain='Global')}").returncode == 0
+    with FMCEmulator(pki=pki) as fmc:              # MAX_SIZE 65536: the longest line plus its headers fits
+        result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.client_pkcs12}", f"-pl={out}", "csv",
+                         env={"QC_PKCS12_PASSWORD": CLIENT_PASSWORD})
+    assert result.returncode == 0, result.stderr
+

@@ -136,7 +136,8 @@ class HostReader:
         # IPv6 literal in the IP text (newer tenants?) is accepted as well.
         raw_address = (v6 if v6 and v6.strip() else ip_text or "").strip()
         try:
-            address = str(ipaddress.ip_address(raw_address))
+            # A zone id (fe80::1%eth0) means nothing to the FMC, which wants a bare address.
+            address = str(ipaddress.ip_address(raw_address.split("%", 1)[0]))
         except ValueError:
             count = _vuln_count(vulns)
             stats.findings_total += count
