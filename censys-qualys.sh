@@ -51,13 +51,18 @@ if [ -n "${CQ_NO_DOCKER:-}" ]; then
     esac
 fi
 
+# The container runs as the invoking user (never root), so it can read a settings.yaml kept at
+# mode 600 and write the state directory this script created: the image's own user (uid 10001)
+# could do neither.
+USER_ARGS=(--user "$(id -u):$(id -g)")
+
 case "$1" in
     build) docker_cmd build -t "$IMAGE" . ;;
     run)   need_settings; mkdir -p "$STATE_DIR"
-           docker_cmd run -d --name "$NAME" --restart unless-stopped ${ENV_ARGS[@]+"${ENV_ARGS[@]}"} \
+           docker_cmd run -d --name "$NAME" --restart unless-stopped "${USER_ARGS[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"} \
                -v "$SETTINGS:/config/settings.yaml:ro" -v "$STATE_DIR:/state" "$IMAGE" run ;;
     once)  need_settings; mkdir -p "$STATE_DIR"
-           docker_cmd run --rm ${ENV_ARGS[@]+"${ENV_ARGS[@]}"} \
+           docker_cmd run --rm "${USER_ARGS[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"} \
                -v "$SETTINGS:/config/settings.yaml:ro" -v "$STATE_DIR:/state" "$IMAGE" once ;;
     stop)  docker_cmd stop "$NAME" && docker_cmd rm "$NAME" ;;
     *)     usage ;;

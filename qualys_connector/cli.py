@@ -17,7 +17,7 @@ import input_plugins
 from . import __version__, argv as perl_argv
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted, LockHeld
 from .locking import RunLock
-from .logsetup import configure, get_logger
+from .logsetup import configure, get_logger, log_summary
 from .pipeline import Options, Summary, lock_key, prepare, run
 
 COMMON_OPTIONS = {"server": True, "port": True, "plugininfo": True, "ipv6": False, "pkcs12": True,
@@ -47,6 +47,10 @@ MULTI_TABLE = """\
   -j[obs]=N          templates processed at once (default 1; never more than Qualys's concurrency limit)"""
 
 
+MULTI_OPTION_TABLE = OPTION_TABLE.replace("plugin config: QualysGuard.yaml, or the CSV file for the csv plugin",
+                                          "QualysGuard.yaml")
+
+
 def version_screen(prog: str) -> str:
     lines = [f"{prog} Ver. {__version__}", "",
              f"usage: {prog} [options] [plugin]" if prog == "qualys-connector"
@@ -54,6 +58,7 @@ def version_screen(prog: str) -> str:
              "options:", OPTION_TABLE]
     if prog == "process-multiple":
         lines[5:5] = [MULTI_TABLE]
+        lines[-1] = MULTI_OPTION_TABLE
     lines += ["", "plugins (case-insensitive; QualysGuard is the default):" if prog == "qualys-connector"
               else "plugin: QualysGuard only (one run per template)"]
     for key in input_plugins.PLUGINS if prog == "qualys-connector" else ["qualysguard"]:
@@ -107,14 +112,17 @@ def _common_multi(f):
     return _common(f, multi=True)
 
 
-@click.command(context_settings={"help_option_names": ["--help"]}, epilog=_epilog(MULTI_TABLE, OPTION_TABLE))
+@click.command(context_settings={"help_option_names": ["--help"]}, epilog=_epilog(MULTI_TABLE, MULTI_OPTION_TABLE))
 @click.option("--multiinfo", required=True, metavar="ID,ID", help="Template IDs, comma separated.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Templates processed at once (capped by Qualys's concurrency limit).")
 @_common_multi
-def process_multiple_command(multiinfo, jobs, **kw):
+@click.argument("plugin", required=False, default="QualysGuard")
+def process_multiple_command(multiinfo, jobs, plugin, **kw):
     """Run the QualysGuard plugin once per report template ID."""
     from .multi import run_multiple
+    if plugin.lower() != "qualysguard":
+        raise click.UsageError(f"process-multiple runs the QualysGuard plugin only, not {plugin!r}")
     log = _start_logging(kw, "process-multiple")
     options = _options("QualysGuard", kw)
     return run_multiple(options, multiinfo, jobs, log)
@@ -172,7 +180,7 @@ def _run_single(plugin: str, kw: dict) -> int:
                   type(exc).__name__, exc)
         return EXIT_FAILURE
     finally:
-        log.info("%s", summary.line())
+        log_summary(log, summary.line())
 
 
 class _signals_raise:

@@ -12,7 +12,7 @@ import tempfile
 
 from filelock import FileLock, Timeout
 
-from .errors import LockHeld
+from .errors import ConfigError, LockHeld
 
 
 def lock_path(key: str) -> str:
@@ -36,6 +36,9 @@ class RunLock:
             self._lock.acquire(timeout=0)
         except Timeout:
             raise LockHeld(f"another run is already working on {self.key} (lock {self.path})") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot create the lock file {self.path}: {exc.strerror}",
+                              "make its directory writable for this user (or set QC_LOCK_DIR / --state-dir)") from None
         return self
 
     def __exit__(self, *exc) -> None:

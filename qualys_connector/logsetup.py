@@ -34,6 +34,14 @@ def add_secret(value: str | None) -> None:
         _secrets.add(value)
 
 
+def log_summary(log: logging.Logger, message: str, *args) -> None:
+    """The summary is the last line of every run whatever ``-level`` says: cron mails and log
+    greps rely on it. Logged as INFO, but past the level check (``Logger.handle`` skips it)."""
+    if log.disabled:
+        return
+    log.handle(log.makeRecord(log.name, logging.INFO, "(summary)", 0, message, args or None, None))
+
+
 def set_label(text: str) -> None:
     """Prefix every record of this thread (e.g. ``template 424242: ``), for runs side by side."""
     _label.set(text)

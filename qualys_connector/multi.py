@@ -13,9 +13,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .errors import EXIT_FAILURE, EXIT_OK, ConnectorError, Interrupted, UsageError
+from .errors import EXIT_FAILURE, EXIT_OK, ConnectorError, Interrupted, LockHeld, UsageError
 from .locking import RunLock
-from .logsetup import set_label
+from .logsetup import log_summary, set_label
 from .pipeline import Options, Summary, lock_key, prepare, run
 
 
@@ -56,9 +56,15 @@ def concurrency_cap(config, jobs: int, log) -> int:
 def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
     from .cli import _signals_raise
 
-    ids = template_ids(multiinfo)
     stop = threading.Event()
-    base_plugin, base_config = prepare(dataclasses.replace(options, template_id=ids[0]), log)
+    try:    # a bad -multiinfo, YAML or option: logged to the chosen sinks, then the summary
+        ids = template_ids(multiinfo)
+        base_plugin, base_config = prepare(dataclasses.replace(options, template_id=ids[0]), log)
+    except ConnectorError as exc:
+        log.error("%s", exc)
+        log_summary(log, "Summary: templates=%d ok=0 failed=0 (nothing started)",
+                    len([i for i in multiinfo.split(",") if i.strip()]))
+        return exc.exit_code
     summaries = {tid: Summary(label=tid) for tid in ids}
 
     def one(template_id: str) -> None:
@@ -84,7 +90,7 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
                       type(exc).__name__, exc)
         finally:
             set_label("")
-            log.info("%s", summary.line())
+            log_summary(log, summary.line())
 
     worst = EXIT_OK
     try:
@@ -107,10 +113,14 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
     except ConnectorError as exc:
         log.error("%s", exc)
         worst = exc.exit_code
+        if isinstance(exc, LockHeld):
+            for s in summaries.values():
+                s.outcome = "locked"
     failed = [tid for tid, s in summaries.items() if s.exit_code]
     for s in summaries.values():
         worst = max(worst, s.exit_code)
     done = [tid for tid, s in summaries.items() if s.outcome in ("delivered", "written")]
-    log.info("Summary: templates=%d ok=%d failed=%d%s", len(ids), len(done), len(failed),
-             f" ({', '.join(f'{t}: {summaries[t].outcome}' for t in failed)})" if failed else "")
+    not_done = [t for t in ids if t not in done]
+    log_summary(log, "Summary: templates=%d ok=%d failed=%d%s", len(ids), len(done), len(failed),
+                f" ({', '.join(f'{t}: {summaries[t].outcome}' for t in not_done)})" if not_done else "")
     return worst

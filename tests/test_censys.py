@@ -243,6 +243,16 @@ def test_a_second_run_exits_75(tmp_path, emulators):
     assert result.returncode == 75
 
 
+def test_a_state_directory_it_cannot_write_is_a_configuration_error(tmp_path, emulators):
+    censys, qualys = emulators
+    settings = write_settings(tmp_path, censys.url, qualys.url)
+    state = tmp_path / "not-a-dir"
+    state.write_text("a file where the state directory should be")
+    result = once(settings, "--state-dir", str(state / "sub"))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
 def test_the_example_settings_file_is_valid(tmp_path):
     settings = settings_module.load(os.path.join(REPO, "settings_example.yaml"))
     assert settings.interval == 120 and settings.add_hosts and not settings.exclude_hosts
@@ -308,6 +318,7 @@ def test_the_docker_commands_it_would_run(tmp_path):
     assert run("build").stdout.strip() == "docker build -t censys-qualys ."
     out = run("run").stdout
     assert out.startswith("docker run -d --name censys-qualys") and "-e CENSYS_ASM_API_KEY" in out
+    assert f"--user {os.getuid()}:{os.getgid()}" in out      # can read a mode-600 settings file it mounts
     assert f"-v {tmp_path / 'settings.yaml'}:/config/settings.yaml:ro" in out and out.strip().endswith("censys-qualys run")
     assert run("once").stdout.startswith("docker run --rm")
     env["CQ_SETTINGS"] = str(tmp_path / "missing.yaml")           # dry run: the commands even without it
@@ -326,7 +337,9 @@ def test_the_docker_commands_it_would_run(tmp_path):
     usage = run("help")
     assert usage.returncode == 1 and "build|run|once|stop" in usage.stderr and "set -e" not in usage.stderr
     dockerfile = open(os.path.join(REPO, "Dockerfile")).read()
-    assert "USER censys" in dockerfile and "settings.yaml" in open(os.path.join(REPO, ".dockerignore")).read()
+    ignored = open(os.path.join(REPO, ".dockerignore")).read().split()
+    assert "USER censys" in dockerfile
+    assert {"**/settings.yaml", "**/QualysGuard.yaml", "**/*.pkcs12"} <= set(ignored)   # secrets never in the image
 
 
 def test_run_mode_cycles_at_start_and_stops_promptly_on_sigterm(tmp_path, emulators):

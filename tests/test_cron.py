@@ -40,3 +40,23 @@ def test_the_lock_is_released_when_the_holder_dies(tmp_path, lock_dir):
     holder.kill()
     holder.wait()
     assert run_cli(f"-pl={source}", f"-c={tmp_path / 'o.csv'}", "csv").returncode == 0
+
+
+def test_process_multiple_on_a_held_lock_says_locked(tmp_path, lock_dir):
+    config = tmp_path / "QualysGuard.yaml"
+    config.write_text("report_file: nothing-needed.xml\n")
+    config.chmod(0o600)
+    with RunLock(str(config)):
+        result = run_cli("-m=1,2", f"-pl={config}", f"-c={tmp_path / 'o.csv'}", program="process-multiple")
+    assert result.returncode == 75, result.stderr
+    assert "Summary: templates=2 ok=0 failed=0 (1: locked, 2: locked)" in result.stderr.splitlines()[-1]
+
+
+def test_process_multiple_logs_an_early_error_to_its_log_file_with_a_summary(tmp_path, lock_dir):
+    log = tmp_path / "run.log"
+    result = run_cli("-m=424242", f"-pl={tmp_path / 'missing.yaml'}", "-c=o.csv", f"-logfile={log}",
+                     program="process-multiple", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = log.read_text().splitlines()
+    assert "missing.yaml does not exist" in lines[-2] and lines[-1].endswith("Summary: templates=1 ok=0 failed=0 (nothing started)")
+

@@ -50,7 +50,7 @@ def test_thousands_of_commands_arrive_complete_and_in_order_with_a_small_max_siz
     assert "Summary:" in result.stderr.splitlines()[-1] and "result=delivered" in result.stderr
 
 
-@pytest.mark.parametrize("family", ["ipv4", "ipv6", "ipv6-bracketed"])
+@pytest.mark.parametrize("family", ["ipv4", "ipv6", "ipv6-bracketed", "ipv6-without-the-flag"])
 def test_ipv4_and_ipv6(tmp_path, pki, lock_dir, family):
     from qualys_connector.emulators.fmc.server import FMCEmulator
     if family != "ipv4" and not socket.has_ipv6:
@@ -60,7 +60,7 @@ def test_ipv4_and_ipv6(tmp_path, pki, lock_dir, family):
     with FMCEmulator(host=host, pki=pki, accept_unknown_hosts=True) as fmc:
         given = "[::1]" if family == "ipv6-bracketed" else host
         args = [f"-server={given}", f"-port={fmc.port}", f"-pkcs12={pki.client_pkcs12}", f"-pl={source}", "csv"]
-        if family != "ipv4":
+        if family in ("ipv6", "ipv6-bracketed"):
             args.insert(0, "-ipv6")
         result = run_cli(*args, env=env())
         assert result.returncode == 0, result.stderr

@@ -117,3 +117,12 @@ def test_overlapping_templates_keep_each_others_results_with_a_per_template_scan
     shared = [h for h in hosts.values() if {r["scanner"] for r in h["scan_results"]} == scanners]
     assert shared, "both templates' results survive on the hosts they share"
 
+
+def test_a_trailing_plugin_name_is_accepted_only_for_qualysguard(tmp_path, lock_dir):
+    with QualysEmulator(users={"u": PASSWORD}, templates=templates()) as q:
+        result = run_cli("-m=424242", f"-c={tmp_path / 'Out.csv'}", f"-pl={config(tmp_path, q.url)}", "QualysGuard",
+                         program="process-multiple", env=env())
+    assert result.returncode == 0, result.stderr
+    result = run_cli("-m=424242", f"-c={tmp_path / 'Out.csv'}", "csv", program="process-multiple")
+    assert result.returncode == 1 and "QualysGuard plugin only" in result.stderr
+

@@ -8,9 +8,9 @@ import threading
 
 import click
 
-from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted
+from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, ConnectorError, Interrupted
 from ..locking import RunLock
-from ..logsetup import configure
+from ..logsetup import configure, log_summary
 from .position import Position
 
 
@@ -107,7 +107,11 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
     try:
         settings = settings_module.load(settings_path)
         state_dir = state_dir or os.path.dirname(os.path.abspath(settings_path))
-        os.makedirs(state_dir, exist_ok=True)
+        try:
+            os.makedirs(state_dir, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the state directory {state_dir}: {exc.strerror}",
+                              "choose another with --state-dir (or CQ_STATE_DIR)") from None
         position = Position(state_dir)
         with RunLock(position.path, os.path.join(state_dir, "censys-qualys.lock")):
             first = True
@@ -166,8 +170,8 @@ def _internal_error(log, exc: Exception) -> None:
 
 
 def _summary(log, result, outcome: str) -> None:
-    log.info("Summary: events=%d batches=%d added=%d excluded=%d unexcluded=%d ipv6_skipped=%d next_id=%s "
-             "result=%s%s", result.events, result.batches, result.added, result.excluded, result.unexcluded,
+    log_summary(log, "Summary: events=%d batches=%d added=%d excluded=%d unexcluded=%d ipv6_skipped=%d "
+                "next_id=%s result=%s%s", result.events, result.batches, result.added, result.excluded, result.unexcluded,
              result.ipv6_skipped, "-" if result.next_id is None else result.next_id, outcome,
              " (trialMode cap reached)" if result.trial_capped else "")
 

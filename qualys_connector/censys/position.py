@@ -31,6 +31,13 @@ class Position:
         return value
 
     def save(self, next_id: int) -> None:
+        try:
+            self._save(next_id)
+        except OSError as exc:
+            raise ConfigError(f"cannot save the logbook position in {self.state_dir}: {exc.strerror}",
+                              "make the state directory writable; the batch is done again next run") from None
+
+    def _save(self, next_id: int) -> None:
         os.makedirs(self.state_dir, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".position-", dir=self.state_dir)
         try:

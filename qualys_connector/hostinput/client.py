@@ -47,7 +47,8 @@ class HostInputClient:
     def __init__(self, server: str, port: int, context: ssl.SSLContext, *, ipv6: bool = False,
                  timeout: float = 120.0):
         self.server, self.port, self.context = server, port, context
-        self.family = socket.AF_INET6 if ipv6 else socket.AF_INET
+        # An IPv6 literal needs no -ipv6 (the Perl SDK insisted on it); -ipv6 still picks IPv6 for a name.
+        self.family = socket.AF_INET6 if ipv6 or _is_ipv6(server) else socket.AF_INET
         self.timeout = timeout
         self.max_size: int | None = None
         self._sock: ssl.SSLSocket | None = None
@@ -75,8 +76,6 @@ class HostInputClient:
         except socket.gaierror as exc:
             if self.family == socket.AF_INET6 and _is_ipv4(self.server):
                 hint = "this is an IPv4 address: drop -ipv6"
-            elif self.family != socket.AF_INET6 and ":" in self.server:
-                hint = "this is an IPv6 address: add -ipv6"
             else:
                 hint = "check -server (a name must resolve on this host)"
             raise FMCConnectError(f"cannot resolve FMC address {self.server} ({family_name}): {exc.strerror}",
@@ -192,5 +191,12 @@ class HostInputClient:
 def _is_ipv4(text: str) -> bool:
     try:
         return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 6
     except ValueError:
         return False
