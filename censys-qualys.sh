@@ -51,7 +51,7 @@ if [ -n "${CQ_NO_DOCKER:-}" ]; then
     esac
 fi
 
-# The container runs as the invoking user (never root), so it can read a settings.yaml kept at
+# The container runs as the invoking user, so it can read a settings.yaml kept at
 # mode 600 and write the state directory this script created: the image's own user (uid 10001)
 # could do neither.
 USER_ARGS=(--user "$(id -u):$(id -g)")
