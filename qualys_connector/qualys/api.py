@@ -273,19 +273,19 @@ class QualysClient:
                     QualysReportError(f"Qualys sent a message instead of report {report_id}: {simple.text}")
 
     def delete_report(self, report_id: str) -> None:
-        try:
-            self._call(REPORT, {"action": "delete", "id": str(report_id)}, f"deleting report {report_id}")
-            log.debug("deleted report %s from Qualys", report_id)
-        except QualysError as exc:
-            log.warning("could not delete report %s from Qualys: %s", report_id, exc.message)
+        self._best_effort(report_id, "delete", "deleting", "deleted report %s from Qualys")
 
     def cancel_report(self, report_id: str) -> None:
         """Stop a report that is still being built, so it does not hold one of the account's slots."""
+        self._best_effort(report_id, "cancel", "canceling", "canceled report %s, which Qualys was still building")
+
+    def _best_effort(self, report_id: str, action: str, doing: str, done: str) -> None:
+        """Clean-up calls: a failure is a warning, never the reason a run fails."""
         try:
-            self._call(REPORT, {"action": "cancel", "id": str(report_id)}, f"canceling report {report_id}")
-            log.info("canceled report %s, which Qualys was still building", report_id)
+            self._call(REPORT, {"action": action, "id": str(report_id)}, f"{doing} report {report_id}")
+            log.info(done, report_id)
         except QualysError as exc:
-            log.warning("could not cancel report %s in Qualys: %s", report_id, exc.message)
+            log.warning("could not %s report %s in Qualys: %s", action, report_id, exc.message)
 
     def download_report(self, template_id: str, dest: str, progress=None) -> str:
         """Launch → wait → fetch (streamed to ``dest``) → delete; returns the report ID.
