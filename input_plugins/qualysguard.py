@@ -107,12 +107,18 @@ def write_commands(report, cfg, job) -> None:
     limit = job.max_size - header if getattr(job, "max_size", None) else None
 
     def emit(command: commands.Command) -> None:
+        line = None
         if limit is not None:
             command, shortened = commands.fit(command, limit)
-            if shortened:
+            line = commands.encode_line(command)
+            if shortened and len(line) > limit:   # the CVE/Bugtraq lists alone are too long
+                job.log.warning("the line for %s QID %s is %d bytes even without title and description; "
+                                "an FMC with a MAX_SIZE of %d will refuse it", command.args[0], command.args[2],
+                                len(line), job.max_size)
+            elif shortened:
                 job.log.debug("shortened the line for %s QID %s to fit %d bytes",
                               command.args[0], command.args[2], limit)
-        out.write(commands.encode_line(command))
+        out.write(line or commands.encode_line(command))
         summary.commands += 1
 
     free_text = commands.ascii_text if cfg.ascii_only else commands.clean_text

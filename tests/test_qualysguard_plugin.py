@@ -137,3 +137,17 @@ def test_a_dry_run_file_can_be_sent_later_with_the_csv_plugin(tmp_path, pki, loc
                          env={"QC_PKCS12_PASSWORD": CLIENT_PASSWORD})
     assert result.returncode == 0, result.stderr
 
+
+def test_a_line_that_cannot_be_shortened_enough_is_written_with_a_warning(tmp_path, lock_dir):
+    cves = "".join(f"<CVE_ID><ID><![CDATA[CVE-2020-{i:05d}]]></ID><URL><![CDATA[https://x/{i}]]></URL></CVE_ID>"
+                   for i in range(5000))
+    text = open(os.path.join(DATA, "sample_asset_data_report.xml"), encoding="utf-8").read()
+    start = text.index("<VULN_DETAILS id=\"qid_38601\">")
+    list_start = text.index("<CVE_ID_LIST>", start)
+    list_end = text.index("</CVE_ID_LIST>", list_start)
+    report = tmp_path / "many_cves.xml"
+    report.write_text(text[:list_start] + "<CVE_ID_LIST>" + cves + text[list_end:], encoding="utf-8")
+    lines, result = dry_run(tmp_path, report_file=str(report))
+    assert "10.20.30.41 QID 38601 is" in result.stderr and "will refuse it" in result.stderr
+    assert len([l for l in lines if ",38601," in l]) == 1
+
