@@ -17,7 +17,7 @@ import input_plugins
 from . import __version__, argv as perl_argv
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted, LockHeld
 from .locking import RunLock
-from .logsetup import configure, get_logger, log_summary
+from .logsetup import configure, get_logger, log_internal_error, log_summary
 from .pipeline import Options, Summary, lock_key, prepare, run
 
 COMMON_OPTIONS = {"server": True, "port": True, "plugininfo": True, "ipv6": False, "pkcs12": True,
@@ -175,9 +175,7 @@ def _run_single(plugin: str, kw: dict) -> int:
         return exc.exit_code
     except Exception as exc:   # a bug: one line (traceback at -level=3), and still the summary last
         summary.outcome = "failed"
-        log.debug("internal error", exc_info=True)
-        log.error("internal error (%s: %s); please report it with the output of -level=3",
-                  type(exc).__name__, exc)
+        log_internal_error(log, exc)
         return EXIT_FAILURE
     finally:
         log_summary(log, summary.line())

@@ -42,6 +42,13 @@ def log_summary(log: logging.Logger, message: str, *args) -> None:
     log.handle(log.makeRecord(log.name, logging.INFO, "(summary)", 0, message, args or None, None))
 
 
+def log_internal_error(log: logging.Logger, exc: BaseException, level_option: str = "-level=3") -> None:
+    """A bug, not a user's mistake: one error line, the traceback only at debug level."""
+    log.debug("internal error", exc_info=exc)
+    log.error("internal error (%s: %s); please report it with the output of %s",
+              type(exc).__name__, exc, level_option)
+
+
 def set_label(text: str) -> None:
     """Prefix every record of this thread (e.g. ``template 424242: ``), for runs side by side."""
     _label.set(text)

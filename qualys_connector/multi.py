@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .errors import EXIT_FAILURE, EXIT_OK, ConnectorError, Interrupted, LockHeld, UsageError
 from .locking import RunLock
-from .logsetup import log_summary, set_label
+from .logsetup import log_internal_error, log_summary, set_label
 from .pipeline import Options, Summary, lock_key, prepare, run
 
 
@@ -85,9 +85,7 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
             log.error("%s", exc)
         except Exception as exc:     # a bug must not stop the other templates either
             summary.outcome, summary.exit_code = "failed", EXIT_FAILURE
-            log.debug("internal error", exc_info=True)
-            log.error("internal error (%s: %s); please report it with the output of -level=3",
-                      type(exc).__name__, exc)
+            log_internal_error(log, exc)
         finally:
             set_label("")
             log_summary(log, summary.line())

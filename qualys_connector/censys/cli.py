@@ -10,7 +10,7 @@ import click
 
 from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, ConnectorError, Interrupted
 from ..locking import RunLock
-from ..logsetup import configure, log_summary
+from ..logsetup import configure, log_internal_error, log_summary
 from .position import Position
 
 
@@ -144,7 +144,7 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
                     log.error("%s; the position is kept, the next cycle tries again", exc)
                     code, outcome = exc.exit_code, "failed"
                 except Exception as exc:
-                    _internal_error(log, exc)
+                    log_internal_error(log, exc, "--level 3")
                     _summary(log, result, "failed")
                     return EXIT_FAILURE
                 _summary(log, result, outcome)
@@ -159,14 +159,8 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
         log.error("%s", exc)
         return exc.exit_code
     except Exception as exc:
-        _internal_error(log, exc)
+        log_internal_error(log, exc, "--level 3")
         return EXIT_FAILURE
-
-
-def _internal_error(log, exc: Exception) -> None:
-    """A bug: one line, the traceback at debug level."""
-    log.debug("internal error", exc_info=True)
-    log.error("internal error (%s: %s); please report it with the output of --level 3", type(exc).__name__, exc)
 
 
 def _summary(log, result, outcome: str) -> None:

@@ -48,7 +48,7 @@ class HostInputClient:
                  timeout: float = 120.0):
         self.server, self.port, self.context = server, port, context
         # An IPv6 literal needs no -ipv6 (the Perl SDK insisted on it); -ipv6 still picks IPv6 for a name.
-        self.family = socket.AF_INET6 if ipv6 or _is_ipv6(server) else socket.AF_INET
+        self.family = socket.AF_INET6 if ipv6 or _ip_version(server) == 6 else socket.AF_INET
         self.timeout = timeout
         self.max_size: int | None = None
         self._sock: ssl.SSLSocket | None = None
@@ -74,7 +74,7 @@ class HostInputClient:
         try:
             infos = socket.getaddrinfo(self.server, self.port, self.family, socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            if self.family == socket.AF_INET6 and _is_ipv4(self.server):
+            if self.family == socket.AF_INET6 and _ip_version(self.server) == 4:
                 hint = "this is an IPv4 address: drop -ipv6"
             else:
                 hint = "check -server (a name must resolve on this host)"
@@ -188,15 +188,9 @@ class HostInputClient:
         return self._frames.pop(0)
 
 
-def _is_ipv4(text: str) -> bool:
+def _ip_version(text: str) -> int | None:
+    """4 or 6 for an address literal, None for a name."""
     try:
-        return ipaddress.ip_address(text).version == 4
+        return ipaddress.ip_address(text).version
     except ValueError:
-        return False
-
-
-def _is_ipv6(text: str) -> bool:
-    try:
-        return ipaddress.ip_address(text).version == 6
-    except ValueError:
-        return False
+        return None
