@@ -1,12 +1,11 @@
-"""The command-line edge: Perl spellings in, one log line and a meaningful exit code out.
+"""qualys-connector and process-multiple: Perl spellings in, one log line and a meaningful exit code out.
 
-Every ConnectorError becomes its one-line message and its exit code here; nothing below
-this module prints or exits. The last log line of every run is the summary.
+Errors become their one line and exit code through ``edge.fail`` (shared with censys-qualys);
+nothing below this module prints or exits. The last log line of every run is the summary.
 """
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 
@@ -15,9 +14,10 @@ import click
 import input_plugins
 
 from . import __version__, argv as perl_argv
-from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted, LockHeld
+from .edge import StopSignals, fail, outcome
+from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from .locking import RunLock
-from .logsetup import configure, get_logger, log_internal_error, log_summary
+from .logsetup import configure, get_logger, log_summary
 from .pipeline import Options, Summary, lock_key, prepare, run
 
 COMMON_OPTIONS = {"server": True, "port": True, "plugininfo": True, "ipv6": False, "pkcs12": True,
@@ -165,43 +165,14 @@ def _run_single(plugin: str, kw: dict) -> int:
     try:
         plugin_module, config = prepare(options, log)
         with RunLock(lock_key(options, plugin_module)):
-            with _signals_raise(stop):
+            with StopSignals(stop):
                 run(options, plugin=plugin_module, config=config, log=log, stop=stop, summary=summary)
         return EXIT_OK
-    except ConnectorError as exc:
-        summary.outcome = ("interrupted" if isinstance(exc, Interrupted) else
-                           "locked" if isinstance(exc, LockHeld) else "failed")
-        log.error("%s", exc)
-        return exc.exit_code
-    except Exception as exc:   # a bug: one line (traceback at -level=3), and still the summary last
-        summary.outcome = "failed"
-        log_internal_error(log, exc)
-        return EXIT_FAILURE
+    except Exception as exc:   # a ConnectorError is its one line; a bug says so (traceback at -level=3)
+        summary.outcome = outcome(exc)
+        return fail(exc, log)
     finally:
         log_summary(log, summary.line())
-
-
-class _signals_raise:
-    """SIGTERM/SIGINT → Interrupted in the main thread (and ``stop`` set for worker threads)."""
-
-    def __init__(self, stop: threading.Event):
-        self.stop = stop
-        self.previous = {}
-
-    def _handler(self, signum, frame):
-        self.stop.set()
-        raise Interrupted(f"stopped by {signal.Signals(signum).name}",
-                          "temporary files were removed; run again to deliver everything")
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self.previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 def _main(command, prog: str, options: dict, argv: list[str] | None) -> int:
@@ -209,11 +180,13 @@ def _main(command, prog: str, options: dict, argv: list[str] | None) -> int:
     if not args:
         click.echo(version_screen(prog))
         return EXIT_OK
+    def emit(line: str) -> None:
+        click.echo(f"{prog}: {line}", err=True)
+
     try:
         normalized = perl_argv.normalize(args, options)
-    except ConnectorError as exc:
-        click.echo(f"{prog}: {exc}", err=True)
-        return exc.exit_code
+    except Exception as exc:
+        return fail(exc, get_logger(), emit=emit)
     if "--version" in normalized:
         click.echo(f"{prog} Ver. {__version__}")
         return EXIT_OK
@@ -227,14 +200,8 @@ def _main(command, prog: str, options: dict, argv: list[str] | None) -> int:
         return EXIT_USAGE
     except click.exceptions.Abort:
         return EXIT_FAILURE
-    except ConnectorError as exc:
-        click.echo(f"{prog}: {exc}", err=True)
-        return exc.exit_code
-    except Exception as exc:  # a bug: say so in one line, the traceback only at debug level
-        get_logger().debug("internal error", exc_info=True)
-        click.echo(f"{prog}: internal error ({type(exc).__name__}: {exc}); please report it "
-                   "with the output of -level=3", err=True)
-        return EXIT_FAILURE
+    except Exception as exc:  # a ConnectorError, or a bug: one line either way
+        return fail(exc, get_logger(), emit=emit)
     return result if isinstance(result, int) else EXIT_OK
 
 

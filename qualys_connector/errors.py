@@ -34,11 +34,19 @@ class ConnectorError(Exception):
         return self.message
 
 
-# ---------------------------------------------------------------- local: fix your side
-class LocalError(ConnectorError):
-    """Something on this machine or in its configuration is wrong."""
+class ActionRequired(ConnectorError):
+    """A person must change something (option, file, password, template): retrying alone will not help.
+
+    The exit code follows the class, never the instance: every error whose cure is a person's
+    action derives from this (as a mixin for the remote ones), so cron sees 1 for all of them.
+    """
 
     exit_code = EXIT_USAGE
+
+
+# ---------------------------------------------------------------- local: fix your side
+class LocalError(ActionRequired):
+    """Something on this machine or in its configuration is wrong."""
 
 
 class UsageError(LocalError):
@@ -103,14 +111,20 @@ class QualysError(RemoteError):
         self.code, self.text, self.status = code, text, status
 
 
-class QualysAuthError(QualysError):
+class QualysAuthError(ActionRequired, QualysError):
     """Bad login or password, expired account, IP not allowed: a person must act."""
-
-    exit_code = EXIT_USAGE
 
 
 class QualysReportError(QualysError):
     """The report could not be produced: bad template, Errors/Canceled state, timeout."""
+
+
+class QualysReportOver(QualysReportError):
+    """Qualys ended the report itself (state Errors or Canceled) or lost it: nothing is left to cancel."""
+
+
+class QualysTemplateError(ActionRequired, QualysReportError):
+    """Qualys refused to launch the template (CODE 999): a person must fix template_id."""
 
 
 class ReportFormatError(RemoteError):
@@ -125,10 +139,8 @@ class FMCConnectError(FMCError):
     """Connection refused, name not resolved, or the TLS handshake was rejected."""
 
 
-class FMCCertificateRejected(FMCConnectError):
+class FMCCertificateRejected(ActionRequired, FMCConnectError):
     """The FMC refused our client certificate at the TLS handshake: a person must act."""
-
-    exit_code = EXIT_USAGE
 
 
 class FMCProtocolError(FMCError):
@@ -148,7 +160,5 @@ class CensysError(RemoteError):
         self.error_code, self.status = error_code, status
 
 
-class CensysAuthError(CensysError):
+class CensysAuthError(ActionRequired, CensysError):
     """The Censys ASM API key is missing or was refused."""
-
-    exit_code = EXIT_USAGE

@@ -13,9 +13,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .errors import EXIT_FAILURE, EXIT_OK, ConnectorError, Interrupted, LockHeld, UsageError
+from .edge import StopSignals, fail, outcome
+from .errors import EXIT_OK, ConnectorError, Interrupted, UsageError
 from .locking import RunLock
-from .logsetup import log_internal_error, log_summary, set_label
+from .logsetup import log_summary, set_label
 from .pipeline import Options, Summary, lock_key, prepare, run
 
 
@@ -54,17 +55,15 @@ def concurrency_cap(config, jobs: int, log) -> int:
 
 
 def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
-    from .cli import _signals_raise
-
     stop = threading.Event()
     try:    # a bad -multiinfo, YAML or option: logged to the chosen sinks, then the summary
         ids = template_ids(multiinfo)
         base_plugin, base_config = prepare(dataclasses.replace(options, template_id=ids[0]), log)
     except ConnectorError as exc:
-        log.error("%s", exc)
+        code = fail(exc, log)
         log_summary(log, "Summary: templates=%d ok=0 failed=0 (nothing started)",
                     len([i for i in multiinfo.split(",") if i.strip()]))
-        return exc.exit_code
+        return code
     summaries = {tid: Summary(label=tid) for tid in ids}
 
     def one(template_id: str) -> None:
@@ -79,13 +78,9 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
             plugin, config = prepare(opts, log)
             log.info("starting")
             run(opts, plugin=plugin, config=config, log=log, stop=stop, summary=summary)
-        except ConnectorError as exc:
+        except Exception as exc:     # an error, even a bug, must not stop the other templates
             summary.outcome = "interrupted" if isinstance(exc, Interrupted) else "failed"
-            summary.exit_code = exc.exit_code
-            log.error("%s", exc)
-        except Exception as exc:     # a bug must not stop the other templates either
-            summary.outcome, summary.exit_code = "failed", EXIT_FAILURE
-            log_internal_error(log, exc)
+            summary.exit_code = fail(exc, log)
         finally:
             set_label("")
             log_summary(log, summary.line())
@@ -93,7 +88,7 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
     worst = EXIT_OK
     try:
         with RunLock(lock_key(options, base_plugin)):
-            with _signals_raise(stop):
+            with StopSignals(stop):
                 width = concurrency_cap(base_config, jobs, log)
                 if width <= 1:
                     for tid in ids:
@@ -109,9 +104,8 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
                             pool.shutdown(wait=True, cancel_futures=True)
                             raise
     except ConnectorError as exc:
-        log.error("%s", exc)
-        worst = exc.exit_code
-        if isinstance(exc, LockHeld):
+        worst = fail(exc, log)
+        if outcome(exc) == "locked":
             for s in summaries.values():
                 s.outcome = "locked"
     failed = [tid for tid, s in summaries.items() if s.exit_code]

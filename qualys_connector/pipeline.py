@@ -15,6 +15,7 @@ from typing import BinaryIO, Callable
 
 import input_plugins
 
+from . import edge
 from .delivery import DeliveryStats, send_file
 from .errors import ConnectorError, Interrupted, UsageError
 from .hostinput.client import DEFAULT_PORT, HostInputClient
@@ -85,8 +86,7 @@ class Job:
             raise Interrupted("stopped on request")
 
     def interruptible_sleep(self, seconds: float) -> None:
-        if self.stop.wait(seconds):
-            raise Interrupted("stopped on request")
+        edge.interruptible_sleep(self.stop, seconds)
 
 
 def prepare(options: Options, log) -> tuple[object, object]:
@@ -177,7 +177,4 @@ def run(options: Options, *, plugin=None, config=None, log=None, stop: threading
 
 
 def _sleeper(stop: threading.Event) -> Callable[[float], None]:
-    def sleep(seconds: float) -> None:
-        if stop.wait(seconds):
-            raise Interrupted("stopped on request")
-    return sleep
+    return edge.sleeper(stop)

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 
 import click
 
-from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, ConnectorError, Interrupted
+from ..edge import StopSignals, fail, sleeper
+from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ActionRequired, ConfigError, ConnectorError, Interrupted
 from ..locking import RunLock
-from ..logsetup import configure, log_internal_error, log_summary
+from ..logsetup import configure, log_summary
 from .position import Position
 
 
@@ -84,25 +84,20 @@ def run(settings_path, state_dir, reset, level, logfile, syslog):
 
 
 def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool) -> int:
+    log = configure(level, syslog=syslog, logfile=logfile, stderr=not logfile and not syslog, ident="censys-qualys")
+    stop = threading.Event()
+    with StopSignals(stop, raise_interrupted=False) as signals:   # the loop waits on ``stop`` itself
+        return _cycles(settings_path, state_dir, reset, log, stop, signals, loop=loop)
+
+
+def _cycles(settings_path, state_dir, reset, log, stop: threading.Event, signals: StopSignals, *, loop: bool) -> int:
     from ..qualys.api import QualysClient
     from . import settings as settings_module
     from .api import CensysClient
     from .sync import CycleResult, run_cycle
 
-    log = configure(level, syslog=syslog, logfile=logfile, stderr=not logfile and not syslog, ident="censys-qualys")
-    stop = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum, _frame):
-        received.append(signum)
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-
     def stopped(position: Position, settings) -> None:
-        name = signal.Signals(received[0]).name if received else "a stop request"
-        log.info("stopped on %s; %s", name, _where(position, settings))
+        log.info("stopped on %s; %s", signals.name, _where(position, settings))
 
     try:
         settings = settings_module.load(settings_path)
@@ -124,11 +119,11 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
                 code, outcome = EXIT_OK, "ok"
                 result = CycleResult()
                 try:
-                    with CensysClient(settings.asm_api_key, settings.asm_api_url, sleep=_sleeper(stop)) as censys, \
+                    with CensysClient(settings.asm_api_key, settings.asm_api_url, sleep=sleeper(stop)) as censys, \
                             QualysClient(settings.qualys_api_url, settings.qualys_username, settings.qualys_password,
                                          proxy=settings.proxy, proxy_username=settings.proxy_username,
                                          proxy_password=settings.proxy_password, verify=settings.verify,
-                                         timeout=settings.timeout, sleep=_sleeper(stop),
+                                         timeout=settings.timeout, sleep=sleeper(stop),
                                          auth_hint=QUALYS_AUTH_HINT) as qualys:
                         run_cycle(settings, censys, qualys, position, reset=reset and first, stop=stop,
                                   result=result)
@@ -136,17 +131,14 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
                     stopped(position, settings)
                     _summary(log, result, "stopped")
                     return EXIT_OK if loop else EXIT_FAILURE
-                except ConnectorError as exc:
-                    if exc.exit_code == EXIT_USAGE or not loop:   # config/auth: no point retrying
-                        log.error("%s", exc)
-                        _summary(log, result, "failed")
-                        return exc.exit_code
-                    log.error("%s; the position is kept, the next cycle tries again", exc)
-                    code, outcome = exc.exit_code, "failed"
                 except Exception as exc:
-                    log_internal_error(log, exc, "--level 3")
-                    _summary(log, result, "failed")
-                    return EXIT_FAILURE
+                    if isinstance(exc, ConnectorError) and loop and not isinstance(exc, ActionRequired):
+                        code = fail(exc, log, suffix="; the position is kept, the next cycle tries again")
+                        outcome = "failed"
+                    else:           # once, a bug, or config/auth (no point retrying): the run ends
+                        code = fail(exc, log, level_option="--level 3")
+                        _summary(log, result, "failed")
+                        return code
                 _summary(log, result, outcome)
                 first = False
                 if not loop:
@@ -155,12 +147,8 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
                 if stop.wait(settings.interval * 60):
                     stopped(position, settings)
                     return EXIT_OK
-    except ConnectorError as exc:
-        log.error("%s", exc)
-        return exc.exit_code
     except Exception as exc:
-        log_internal_error(log, exc, "--level 3")
-        return EXIT_FAILURE
+        return fail(exc, log, level_option="--level 3")
 
 
 def _summary(log, result, outcome: str) -> None:
@@ -179,13 +167,6 @@ def _where(position: Position, settings) -> str:
     if saved is None:
         return f"no position saved yet: the next run starts at idFrom ({settings.id_from})"
     return f"the next run starts at logbook event {saved} (position saved in {position.path})"
-
-
-def _sleeper(stop: threading.Event):
-    def sleep(seconds: float) -> None:
-        if stop.wait(seconds):
-            raise Interrupted("stopped while waiting")
-    return sleep
 
 
 if __name__ == "__main__":
