@@ -1,4 +1,5 @@
 """The Qualys API client against the emulator: lifecycle, limits, retries (with a fake sleep), assets."""
+import socket
 import tracemalloc
 
 import httpx
@@ -207,10 +208,13 @@ def test_bad_login_and_unknown_template(qualys):
 
 
 def test_unreachable_qualys_names_the_url():
-    c = QualysClient("http://127.0.0.1:9", "u", "p", timeout=5)
+    with socket.socket() as probe:          # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    c = QualysClient(f"http://127.0.0.1:{port}", "u", "p", timeout=5)
     with pytest.raises(QualysError) as info:
         c.list_ips()
-    assert "cannot connect to Qualys at http://127.0.0.1:9" in str(info.value)
+    assert f"cannot connect to Qualys at http://127.0.0.1:{port}" in str(info.value)
 
 
 def test_a_large_report_is_streamed_to_disk_not_held_in_memory(qualys, tmp_path):

@@ -56,13 +56,6 @@ def _xml(body: bytes):
         raise ResponseFormatError(f"not XML ({str(exc).splitlines()[0][:100]})") from None
 
 
-def root_tag(body: bytes) -> str | None:
-    try:
-        return _xml(body).tag
-    except ResponseFormatError:
-        return None
-
-
 def parse_simple_return(body: bytes) -> SimpleReturn:
     root = _xml(body)
     if root.tag != "SIMPLE_RETURN":
