@@ -20,15 +20,15 @@ _EVERYTHING = frozenset({"none", "all", "any"})
 class IPRanges:
     """A set of IPv4 and IPv6 addresses; ``ip in ranges`` takes the address as text."""
 
-    def __init__(self, intervals: dict[int, list[tuple[int, int]]], text: str):
+    def __init__(self, intervals: dict[int, list[tuple[int, int]]], text: str, *, everything: bool = False):
         self._starts = {v: [a for a, _ in iv] for v, iv in intervals.items()}
         self._ends = {v: [b for _, b in iv] for v, iv in intervals.items()}
         self._text = text
-        self.everything = not any(intervals.values())
+        self.everything = everything
 
     @classmethod
     def parse(cls, spec: str | list | tuple | None) -> "IPRanges":
-        """Parse a comma list (or a list of entries, each possibly a comma list).
+        """Parse a comma list (or a list of entries, each possibly a comma list); empty means every address.
 
         Raises ValueError quoting the first bad entry and saying what is wrong with it.
         """
@@ -36,20 +36,36 @@ class IPRanges:
         entries = [e for e in entries if e]
         if len(entries) == 1 and entries[0].casefold() in _EVERYTHING:
             entries = []
+        if not entries:
+            return cls({4: [], 6: []}, "all addresses", everything=True)
+        return cls.listing(entries)
+
+    @classmethod
+    def listing(cls, entries) -> "IPRanges":
+        """Exactly the listed addresses, CIDR blocks and ``a-b`` ranges: an empty list holds nothing.
+
+        For lists read from a peer (Qualys's excluded IPs), where empty means empty, unlike
+        the ``ip_ranges`` setting.
+        """
+        entries = [e for e in (str(e).strip() for e in entries) if e]
         raw: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
         for entry in entries:
             version, first, last = _parse_entry(entry)
             raw[version].append((first, last))
         merged = {v: _merge(iv) for v, iv in raw.items()}
-        return cls(merged, ", ".join(entries) or "all addresses")
+        return cls(merged, ", ".join(entries) or "no addresses")
 
     def __contains__(self, address) -> bool:
+        """``address``: text, or an ``ipaddress`` object (not parsed again)."""
         if self.everything:
             return True
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
+        if isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+            ip = address
+        else:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                return False
         starts = self._starts[ip.version]
         if not starts:
             return False

@@ -1,11 +1,15 @@
-"""Censys ASM logbook API client (httpx): a cursor, then pages of events.
+"""Censys ASM logbook API client (httpx): a cursor, then pages of typed events.
 
-Errors are translated into ``CensysError`` / ``CensysAuthError`` here and only here. 429
-honours ``Retry-After``; 5xx and connection errors back off a few times; a failed cursor
-call is an error, never a silent restart "from inception" (the original tool's bug).
+Errors are translated into ``CensysError`` / ``CensysAuthError`` here and only here. Retries
+follow ``RETRY`` (one ``retry.Retry`` value): 429 and errorCode 10039 wait what Retry-After
+asks (10 s when it says nothing, never less than 1 s, never more than an hour); 5xx and
+connection errors back off a few times; a failed cursor call is an error, never a silent
+restart "from inception" (the original tool's bug). Events are parsed once, here
+(``events.LogbookEvent``), so the rest of the sync never looks at raw JSON.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -15,6 +19,8 @@ import httpx
 from .. import __version__
 from ..errors import CensysAuthError, CensysError
 from ..logsetup import add_secret, get_logger
+from ..retry import Retry, RetryExhausted, Rule
+from .events import LogbookEvent
 
 log = get_logger()
 
@@ -22,11 +28,19 @@ DEFAULT_URL = "https://app.censys.io/api"
 AUTH_CODES = {10000, 10001, 10002, 10006}
 RETRY_BACKOFF = (2, 5, 15)
 MAX_RATE_WAITS = 6
+INVALID_CURSOR = 10040
+RATE = "rate limit"
+RULES = (
+    Rule(RATE, statuses=frozenset({429}), asked=True, attempts=MAX_RATE_WAITS, default_wait=10.0),
+    Rule(RATE, codes=frozenset({10039}), asked=True, attempts=MAX_RATE_WAITS, default_wait=10.0),
+    Rule("unavailable", statuses=frozenset(range(500, 600)), backoff=RETRY_BACKOFF),
+    Rule("unavailable", exceptions=(httpx.HTTPError,), backoff=RETRY_BACKOFF),
+)
 
 
 @dataclass(frozen=True)
 class Page:
-    events: list[dict]
+    events: list[LogbookEvent]
     next_cursor: str | None
     end_of_events: bool
 
@@ -36,7 +50,7 @@ class CensysClient:
                  sleep: Callable[[float], None] = time.sleep, transport: httpx.BaseTransport | None = None):
         add_secret(api_key)
         self.url = url.rstrip("/")
-        self.sleep = sleep
+        self.retry = Retry(RULES, sleeper=sleep)
         self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(timeout, connect=15.0),
                                   headers={"Censys-Api-Key": api_key, "Content-Type": "application/json",
                                            "Accept": "application/json",
@@ -66,58 +80,65 @@ class CensysClient:
         data = self._call("GET", "/v1/logbook", "reading the logbook", params={"cursor": cursor})
         if not isinstance(data, dict) or not isinstance(data.get("events"), list):
             raise CensysError("Censys sent a logbook page without an events list", "run again later")
-        return Page(data["events"], data.get("nextCursor"), bool(data.get("endOfEvents")))
+        return Page([LogbookEvent.parse(e) for e in data["events"]], data.get("nextCursor"),
+                    bool(data.get("endOfEvents")))
 
     def _call(self, method: str, path: str, what: str, **kw):
-        rate_waits = failures = 0
+        retry = self.retry
         while True:
             try:
                 response = self._http.request(method, path, **kw)
-            except httpx.TimeoutException:
+            except httpx.TimeoutException as exc:
+                failure: Exception = exc
                 error = CensysError(f"Censys at {self.url} did not answer {what} in time", "run again later")
+                rule = retry.match(exc=exc)
             except httpx.HTTPError as exc:
+                failure = exc
                 error = CensysError(f"cannot reach Censys at {self.url} for {what}: {str(exc).splitlines()[0][:160]}",
                                     "check asm_api_url and the network")
+                rule = retry.match(exc=exc)
             else:
-                error = None
                 body = _json(response)
+                status = response.status_code
                 code = body.get("errorCode") if isinstance(body, dict) else None
                 message = (body.get("error") or body.get("message") or "") if isinstance(body, dict) else ""
-                if response.status_code in (401, 403) or code in AUTH_CODES:
-                    raise CensysAuthError(f"Censys refused the API key ({response.status_code}"
+                if status in (401, 403) or code in AUTH_CODES:
+                    raise CensysAuthError(f"Censys refused the API key ({status}"
                                           f"{f', errorCode {code}' if code else ''}: {message or 'unauthorized'})",
                                           "check asm_api_key (or CENSYS_ASM_API_KEY): the key is on the ASM "
-                                          "integrations page", error_code=code, status=response.status_code)
-                if response.status_code == 429 or code == 10039:
-                    wait = _retry_after(response.headers.get("Retry-After"))
-                    rate_waits += 1
-                    if rate_waits > MAX_RATE_WAITS:
-                        raise CensysError(f"Censys kept rate-limiting {what}", "run again later",
-                                          error_code=code, status=429)
-                    log.warning("Censys rate limit (429); waiting %s s as Retry-After asks", wait)
-                    self.sleep(wait)
-                    continue
-                if code == 10040:
-                    raise CensysError(f"Censys says the logbook cursor is invalid (errorCode 10040: {message})",
-                                      "run with --reset to start again from idFrom", error_code=code,
-                                      status=response.status_code)
-                if response.status_code >= 500:
-                    error = CensysError(f"Censys answered HTTP {response.status_code} to {what}"
-                                        f"{f' (errorCode {code}: {message})' if code else ''}", "run again later",
-                                        error_code=code, status=response.status_code)
-                elif response.status_code >= 400:
-                    raise CensysError(f"Censys refused {what}: HTTP {response.status_code}"
-                                      f"{f', errorCode {code}' if code else ''}: {message}",
-                                      error_code=code, status=response.status_code)
-                elif not isinstance(body, dict):
-                    raise CensysError(f"Censys sent something that is not JSON for {what}")
-                else:
+                                          "integrations page", error_code=code, status=status)
+                rule = retry.match(status=status, code=code)
+                if code == INVALID_CURSOR and (rule is None or rule.name != RATE):
+                    raise CensysError(f"Censys says the logbook cursor is invalid (errorCode {code}: {message})",
+                                      "run with --reset to start again from idFrom", error_code=code, status=status)
+                if rule is None:
+                    if status >= 400:
+                        raise CensysError(f"Censys refused {what}: HTTP {status}"
+                                          f"{f', errorCode {code}' if code else ''}: {message}",
+                                          error_code=code, status=status)
+                    if not isinstance(body, dict):
+                        raise CensysError(f"Censys sent something that is not JSON for {what}")
                     return body
-            if failures >= len(RETRY_BACKOFF):
-                raise error
-            log.warning("%s; retrying in %d s", error.message, RETRY_BACKOFF[failures])
-            self.sleep(RETRY_BACKOFF[failures])
-            failures += 1
+                if rule.name == RATE:
+                    error = CensysError(f"Censys kept rate-limiting {what}", "run again later",
+                                        error_code=code, status=429)
+                else:
+                    error = CensysError(f"Censys answered HTTP {status} to {what}"
+                                        f"{f' (errorCode {code}: {message})' if code else ''}", "run again later",
+                                        error_code=code, status=status)
+                failure = None
+            if rule is None:            # an httpx error no rule retries (none today): final
+                raise error from None
+            try:
+                retry = retry.increment(rule, _retry_after(response.headers.get("Retry-After"))
+                                        if failure is None and rule.asked else None)
+            except RetryExhausted:
+                raise error from None
+            if rule.name == RATE:
+                log.warning("Censys rate limit (429); waiting %s s as Retry-After asks", retry.wait)
+            else:
+                log.warning("%s; retrying in %d s", error.message, retry.wait)
+            retry.sleep()
 
 
 def _json(response: httpx.Response):
@@ -127,8 +148,13 @@ def _json(response: httpx.Response):
         return None
 
 
-def _retry_after(value: str | None) -> float:
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds; None (the rule's default wait) when absent or not a number.
+
+    The HTTP-date form is not used by Censys. Capping and the 1 s floor are ``Retry``'s job.
+    """
     try:
-        return max(0.0, min(float(value), 3600.0))
+        seconds = float(value)
     except (TypeError, ValueError):
-        return 10.0
+        return None
+    return seconds if math.isfinite(seconds) else None

@@ -10,47 +10,46 @@ later run instead of being skipped (the original tool advanced past them for eve
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
+
+from .events import IPAddress, LogbookEvent
 
 ASSOCIATE, DISASSOCIATE = "ASSOCIATE", "DISASSOCIATE"
 
 
 @dataclass
 class Decision:
-    add: dict[str, int] = field(default_factory=dict)        # ip -> event id that decided it
-    exclude: dict[str, int] = field(default_factory=dict)
-    last_id: int | None = None                               # last event covered by this decision
-    ipv6: dict[str, str] = field(default_factory=dict)       # ip -> operation it would have had
+    add: dict[IPAddress, int] = field(default_factory=dict)      # ip -> event id that decided it
+    exclude: dict[IPAddress, int] = field(default_factory=dict)
+    last_id: int | None = None                                   # last event covered by this decision
+    ipv6: dict[IPAddress, str] = field(default_factory=dict)     # ip -> operation it would have had
     cut: bool = False                                        # trial cap reached inside the batch
     ignored: int = 0                                         # events that decide nothing
 
 
-def decide(events: list[dict], *, add_hosts: bool = True, exclude_hosts: bool = False,
+def decide(events: list[LogbookEvent], *, add_hosts: bool = True, exclude_hosts: bool = False,
            add_budget: int | None = None) -> Decision:
-    latest: dict[str, tuple[str, int]] = {}
-    adding: set[str] = set()
+    latest: dict[IPAddress, tuple[str, int | None]] = {}
+    adding: set[IPAddress] = set()
     decision = Decision()
     for event in events:
-        event_id = _int(event.get("id"))
-        operation = str(event.get("operation") or "").upper()
-        ip = _ip(event)
-        if event.get("type") != "HOST" or ip is None or operation not in (ASSOCIATE, DISASSOCIATE):
+        ip, operation = event.ip, event.operation
+        if event.type != "HOST" or ip is None or operation not in (ASSOCIATE, DISASSOCIATE):
             decision.ignored += 1
-            decision.last_id = event_id if event_id is not None else decision.last_id
+            decision.last_id = event.id if event.id is not None else decision.last_id
             continue
         if (operation == ASSOCIATE and add_hosts and add_budget is not None and ip not in adding
-                and ":" not in ip and len(adding) >= add_budget):
+                and ip.version == 4 and len(adding) >= add_budget):
             decision.cut = True
             break
-        latest[ip] = (operation, event_id)
-        if operation == ASSOCIATE and add_hosts and ":" not in ip:
+        latest[ip] = (operation, event.id)
+        if operation == ASSOCIATE and add_hosts and ip.version == 4:
             adding.add(ip)
         else:
             adding.discard(ip)
-        decision.last_id = event_id
+        decision.last_id = event.id
     for ip, (operation, event_id) in latest.items():
-        if ":" in ip:
+        if ip.version == 6:
             if (operation == ASSOCIATE and add_hosts) or (operation == DISASSOCIATE and exclude_hosts):
                 decision.ipv6[ip] = operation
         elif operation == ASSOCIATE and add_hosts:
@@ -58,18 +57,3 @@ def decide(events: list[dict], *, add_hosts: bool = True, exclude_hosts: bool = 
         elif operation == DISASSOCIATE and exclude_hosts:
             decision.exclude[ip] = event_id
     return decision
-
-
-def _ip(event: dict) -> str | None:
-    entity = event.get("entity") or {}
-    try:
-        return str(ipaddress.ip_address(str(entity.get("ipAddress", "")).strip()))
-    except ValueError:
-        return None
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -10,9 +10,10 @@ import threading
 from dataclasses import dataclass
 
 from ..errors import Interrupted
-from ..ipranges import IPRanges
 from ..logsetup import get_logger
 from .decide import decide
+from .events import LogbookEvent
+from .excluded import ExcludedList
 from .position import Position
 
 log = get_logger()
@@ -36,7 +37,7 @@ class CycleResult:
 def batches(censys, start_id: int, size: int):
     """Yield lists of at most ``size`` HOST events from ``start_id`` on, following nextCursor."""
     cursor = censys.cursor(start_id, ["HOST"])
-    batch: list[dict] = []
+    batch: list[LogbookEvent] = []
     while True:
         page = censys.page(cursor)
         for event in page.events:
@@ -67,20 +68,20 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
              "saved position" if saved is not None else "idFrom")
     result.next_id = start
     budget = TRIAL_LIMIT if settings.trial_mode else None
-    excluded_now: IPRanges | None = None
+    excluded: ExcludedList | None = None      # read from Qualys once, when first needed
     for batch in batches(censys, start, settings.batch_size):
         if stop is not None and stop.is_set():
             raise Interrupted("stopped between batches; the position is saved")
         decision = decide(batch, add_hosts=settings.add_hosts, exclude_hosts=settings.exclude_hosts,
                           add_budget=None if budget is None else budget - result.added)
         if decision.add:
-            if excluded_now is None:
-                excluded_now = IPRanges.parse(qualys.list_excluded_ips() or None)
-            back = [ip for ip in decision.add if not excluded_now.everything and ip in excluded_now]
+            if excluded is None:
+                excluded = ExcludedList(qualys.list_excluded_ips())
+            back = [ip for ip in decision.add if ip in excluded]
             if back:
                 qualys.remove_excluded_ips(back, f"{TOOL}: re-associated in Censys ASM")
+                excluded.remove(back)
                 result.unexcluded += len(back)
-                excluded_now = None
             qualys.add_ips(list(decision.add), enable_vm=True)
             result.added += len(decision.add)
             log.info("added %d IPs to Qualys VM (%s)", len(decision.add), _sample(decision.add))
@@ -97,13 +98,14 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
         if decision.exclude:
             ips = list(decision.exclude)
             ids = sorted(decision.exclude.values())
-            qualys.add_excluded_ips(ips, f"{TOOL}: disassociated in Censys ASM (logbook events "
-                                         f"{ids[0]}-{ids[-1]})", expiry_days=settings.exclude_expiry_days)
+            qualys.add_excluded_ips(ips, f"{TOOL}: disassociated in Censys ASM (logbook "
+                                    f"events {ids[0]}-{ids[-1]})", expiry_days=settings.exclude_expiry_days)
             result.excluded += len(ips)
-            excluded_now = None
+            if excluded is not None:
+                excluded.add(ips)
             log.info("excluded %d IPs from scanning (%s)", len(ips), _sample(ips))
         result.events += len(batch) if not decision.cut else sum(
-            1 for e in batch if decision.last_id is not None and _id(e) <= decision.last_id)
+            1 for e in batch if decision.last_id is not None and (-1 if e.id is None else e.id) <= decision.last_id)
         result.batches += 1
         if decision.last_id is not None:
             result.next_id = decision.last_id + 1
@@ -119,13 +121,6 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
     return result
 
 
-def _id(event) -> int:
-    try:
-        return int(event.get("id"))
-    except (TypeError, ValueError):
-        return -1
-
-
 def _sample(ips) -> str:
-    ips = list(ips)
+    ips = [str(ip) for ip in ips]
     return ", ".join(ips[:5]) + (f" and {len(ips) - 5} more" if len(ips) > 5 else "")

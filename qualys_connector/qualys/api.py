@@ -178,14 +178,15 @@ class QualysClient:
         return self.limits.concurrency_limit
 
     # ------------------------------------------------------------------ asset IPs
-    def _ip_action(self, path: str, action: str, ips: list[str], what: str, **extra) -> str:
+    def _ip_action(self, path: str, action: str, ips: list, what: str, **extra) -> str:
+        """``ips``: addresses, ranges or CIDR blocks as text, or ``ipaddress`` objects."""
         texts = []
         for chunk in chunk_ips(collapse_ranges(ips)):
             data = {"action": action, "ips": ",".join(chunk), **{k: v for k, v in extra.items() if v is not None}}
             texts.append(_parse(parse_simple_return, self._call(path, data, what), what).text)
         return "; ".join(dict.fromkeys(texts))
 
-    def add_ips(self, ips: list[str], *, enable_vm: bool = True, comment: str | None = None) -> str:
+    def add_ips(self, ips: list, *, enable_vm: bool = True, comment: str | None = None) -> str:
         return self._ip_action(ASSET_IP, "add", ips, "adding IPs to the subscription",
                                enable_vm="1" if enable_vm else "0", comment=comment)
 
@@ -193,11 +194,11 @@ class QualysClient:
         what = "listing the subscription's IPs"
         return _parse(parse_ip_list, self._call(ASSET_IP, {"action": "list"}, what), what)
 
-    def add_excluded_ips(self, ips: list[str], comment: str, expiry_days: int | None = None) -> str:
+    def add_excluded_ips(self, ips: list, comment: str, expiry_days: int | None = None) -> str:
         return self._ip_action(EXCLUDED_IP, "add", ips, "adding IPs to the excluded list",
                                comment=comment[:1024], expiry_days=str(expiry_days) if expiry_days else None)
 
-    def remove_excluded_ips(self, ips: list[str], comment: str) -> str:
+    def remove_excluded_ips(self, ips: list, comment: str) -> str:
         return self._ip_action(EXCLUDED_IP, "remove", ips, "removing IPs from the excluded list",
                                comment=comment[:1024])
 

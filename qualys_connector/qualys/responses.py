@@ -110,16 +110,22 @@ def parse_limits(headers) -> Limits:
 
 
 def collapse_ranges(ips) -> list[str]:
-    """Merge contiguous IPv4 addresses into ``a-b`` ranges (IPv6 and ranges pass through)."""
+    """Merge contiguous IPv4 addresses into ``a-b`` ranges (IPv6 and ranges pass through).
+
+    Entries are text or ``ipaddress`` objects (typed values are not parsed again).
+    """
     import ipaddress
     singles, other = [], []
     for entry in ips:
-        entry = entry.strip()
-        try:
-            address = ipaddress.ip_address(entry)
-        except ValueError:
-            other.append(entry)
-            continue
+        if isinstance(entry, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+            address = entry
+        else:
+            entry = entry.strip()
+            try:
+                address = ipaddress.ip_address(entry)
+            except ValueError:
+                other.append(entry)
+                continue
         if address.version == 4:
             singles.append(int(address))
         else:
