@@ -159,6 +159,31 @@ def test_exclusions_can_expire(tmp_path, emulators):
     assert sent[0]["expiry_days"] == "30"
 
 
+def test_the_excluded_list_is_read_once_per_cycle_and_kept_up_to_date_locally(tmp_path, emulators):
+    censys, qualys = emulators
+    qualys.state.excluded_ips.add("203.0.113.40")            # excluded by hand before the first run
+    # batch 1 adds (needs the list), batch 2 excludes .41, batch 3 re-associates .41 and .40
+    censys.append([host("203.0.113.50", "ASSOCIATE"), host("203.0.113.51", "ASSOCIATE"),
+                   host("203.0.113.41", "DISASSOCIATE"), host("203.0.113.52", "DISASSOCIATE"),
+                   host("203.0.113.41", "ASSOCIATE"), host("203.0.113.40", "ASSOCIATE")])
+    result = once(write_settings(tmp_path, censys.url, qualys.url, batchSize=2))
+    assert result.returncode == 0, result.stderr
+    lists = [1 for path, action, _ in qualys.state.request_log if "excluded_ip" in path and action == "list"]
+    assert len(lists) == 1, "one download per cycle, not one per batch that changed the list"
+    assert qualys.state.excluded_ips == {"203.0.113.52"}
+    assert {"203.0.113.40", "203.0.113.41", "203.0.113.50", "203.0.113.51"} <= qualys.state.asset_ips
+    assert "unexcluded=2" in result.stderr
+
+
+def test_an_empty_excluded_list_excludes_nothing(tmp_path, emulators):
+    censys, qualys = emulators
+    censys.append([host("203.0.113.60", "ASSOCIATE")])
+    result = once(write_settings(tmp_path, censys.url, qualys.url))
+    assert result.returncode == 0, result.stderr
+    removes = [1 for path, action, _ in qualys.state.request_log if "excluded_ip" in path and action == "remove"]
+    assert removes == [] and "unexcluded=0" in result.stderr and qualys.state.asset_ips == {"203.0.113.60"}
+
+
 def test_a_qualys_failure_keeps_the_position_before_the_failed_batch(tmp_path, emulators):
     censys, qualys = emulators
     censys.append([host(f"192.0.2.{i}", "ASSOCIATE") for i in range(1, 13)])
