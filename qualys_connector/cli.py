@@ -14,8 +14,8 @@ import click
 import input_plugins
 
 from . import __version__, argv as perl_argv
-from .edge import StopSignals, fail, outcome
-from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from .edge import StopSignals, exit_code, fail, outcome
+from .errors import EXIT_OK, EXIT_USAGE
 from .locking import RunLock
 from .logsetup import configure, get_logger, log_summary
 from .pipeline import Options, Summary, lock_key, prepare, run
@@ -194,12 +194,12 @@ def _main(command, prog: str, options: dict, argv: list[str] | None) -> int:
         result = command.main(args=normalized, prog_name=prog, standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(str(exc))
-        return EXIT_USAGE
+        return exit_code(exc)
     except click.ClickException as exc:
         click.echo(f"{prog}: {exc.format_message()} (run {prog} --help for the options)", err=True)
-        return EXIT_USAGE
-    except click.exceptions.Abort:
-        return EXIT_FAILURE
+        return EXIT_USAGE       # every option problem is a usage error, whatever click's class says
+    except click.exceptions.Abort as exc:
+        return exit_code(exc)
     except Exception as exc:  # a ConnectorError, or a bug: one line either way
         return fail(exc, get_logger(), emit=emit)
     return result if isinstance(result, int) else EXIT_OK

@@ -17,6 +17,8 @@ import signal
 import threading
 from typing import Callable
 
+import click
+
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted, LockHeld
 from .logsetup import log_internal_error
 
@@ -79,10 +81,13 @@ def sleeper(stop: threading.Event) -> Callable[[float], None]:
 def exit_code(exc: BaseException) -> int:
     """The exit code for an error: its class decides (``type(exc).exit_code``), never the instance.
 
-    Anything that is not a ``ConnectorError`` is a bug (or an abort) and exits 2.
+    click's usage errors (bad or missing option, unknown command) exit 1 like ours, not click's 2;
+    anything else that is not a ``ConnectorError`` is a bug (or an abort) and exits 2.
     """
     if isinstance(exc, ConnectorError):
         return type(exc).exit_code
+    if isinstance(exc, (click.UsageError, click.exceptions.NoArgsIsHelpError)):
+        return EXIT_USAGE
     return EXIT_FAILURE
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,3 @@ class Retry:
     def sleep(self, seconds: float | None = None) -> None:
         """Take the wait ``increment`` chose (or ``seconds``) through the one interruptible sleep."""
         self.sleeper(self.wait + self.spread if seconds is None else seconds)
-
-    @classmethod
-    def of(cls, rules: Iterable[Rule], **kw) -> "Retry":
-        return cls(rules=tuple(rules), **kw)

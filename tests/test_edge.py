@@ -95,3 +95,9 @@ def test_without_raising_the_signal_only_sets_the_event():
         os.kill(os.getpid(), signal.SIGINT)
         assert signals.stop.wait(5)
     assert signals.name == "SIGINT"
+
+
+def test_click_usage_errors_exit_1_and_aborts_2():
+    import click
+    assert exit_code(click.UsageError("no such option")) == 1
+    assert exit_code(click.exceptions.Abort()) == 2

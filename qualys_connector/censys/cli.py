@@ -7,8 +7,8 @@ import threading
 
 import click
 
-from ..edge import StopSignals, fail, sleeper
-from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ActionRequired, ConfigError, ConnectorError, Interrupted
+from ..edge import StopSignals, exit_code, fail, sleeper
+from ..errors import EXIT_FAILURE, EXIT_OK, ActionRequired, ConfigError, ConnectorError, Interrupted
 from ..locking import RunLock
 from ..logsetup import configure, log_summary
 from .position import Position
@@ -50,13 +50,13 @@ class _Group(click.Group):
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             exc.show()
-            sys.exit(EXIT_USAGE)
+            sys.exit(exit_code(exc))
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as exc:
             click.echo("Aborted!", err=True)
-            sys.exit(EXIT_FAILURE)
+            sys.exit(exit_code(exc))
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 
