@@ -339,7 +339,10 @@ class Session:
     def _resolve(self, where: "_Addresses") -> list[str]:
         """The hosts an address field names: a single address as it is, known or not; otherwise the
         known hosts that match. A DeleteScanResult's field is resolved when the delete runs (at
-        ScanUpdate), so hosts added after it was queued are covered too."""
+        ScanUpdate), so hosts added after it was queued are covered too. [unsure] The spec says only
+        that ScanUpdate executes the queued deletes; the server module copy already looks some things
+        up when it reads the line (the vulns of a scanner at a port). Our client queues no delete for a
+        host it adds later in the same connection, so the difference does not reach it."""
         if where.single is not None:
             return [where.single]
         matches = []
