@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from ...hostinput import commands as c
-from .netmap import GENERIC, VULN, NetworkMap, ScanResult
+from .netmap import NetworkMap, ScanResult
 
 log = logging.getLogger("qualys_connector.fmc_emulator")
 
