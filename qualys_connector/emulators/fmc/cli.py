@@ -85,8 +85,9 @@ def serve_command(pki_dir, host, port, port_file, max_size, db, sink, accept_unk
 
 @main.command("export")
 @click.option("--db", required=True, help="SQLite file given to serve --db.")
-def export_command(db):
-    """Print the network map as JSON."""
+@click.option("--scanner", metavar="NAME", help="Only this scanner's results (every host is still listed).")
+def export_command(db, scanner):
+    """Print the network map as JSON: hosts, their results, and per host the results by scanner."""
     from .netmap import NetworkMap
     if not os.path.exists(db):
         raise click.ClickException(f"{db} does not exist: give the file that serve --db wrote "
@@ -95,7 +96,7 @@ def export_command(db):
         netmap = NetworkMap(db)
     except NetworkMapError as exc:
         raise click.ClickException(str(exc))
-    json.dump(netmap.export(), sys.stdout, indent=1)
+    json.dump(netmap.export(scanner=scanner), sys.stdout, indent=1)
     sys.stdout.write("\n")
 
 

@@ -2,7 +2,8 @@
 
 No sockets here: ``Session.process(text)`` takes the text of one DATA message and returns the
 reply text (error lines, then ``Done processing N commands.``). Semantics follow the
-host-input spec §1 and §2.1; where the spec is unsure the choice is marked ``[?]``.
+host-input spec §1 and §2.1; where the spec is unsure the choice is marked ``[?]`` or ``[unsure]``
+(an ``[unsure]`` comment also says what our client does against an FMC that behaves otherwise).
 
 Reply lines: the spec gives their beginnings (``Failed to Execute Command: Command: X field: v``,
 ``[Cmd]: …``, ``Wrong protocol …``, ``CSV Error …``), not their full wording, and says the
@@ -12,12 +13,15 @@ not depend on more than "every line before ``Done processing N commands.`` is an
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from ...hostinput import commands as c
 from .netmap import NetworkMap, ScanResult
+
+log = logging.getLogger("qualys_connector.fmc_emulator")
 
 # Scan-result commands carry their own scanner name, so they need no SetSource (spec §1.1).
 NEEDS_NO_SOURCE = {"SetSource", "SetSourceType", "SetDomain", "AddScanResult", "DeleteScanResult",
@@ -37,6 +41,7 @@ class Stats:
     bytes: int = 0
     dropped_unknown_host: int = 0
     duplicate_results: int = 0
+    unknown_commands: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts) -> None:
@@ -94,10 +99,21 @@ class Session:
             try:
                 command = c.decode(line)
             except c.CommandSyntaxError as exc:   # dropped at parse time: not counted [srv]
+                # [unsure] The spec lists "CSV Error …" among reply lines; in the server module copy an
+                # unparsable line is logged while parsing, like an unknown command, and may never reach
+                # the reply. We keep it in the reply: our client never sends such a line, and the
+                # stricter answer shows a codec bug in tests.
                 errors.append(f"CSV Error: {exc} in line {number}: {line[:120]}")
                 continue
-            if not command.known:                  # skipped with a warning, not counted [srv]
-                errors.append(f"Unknown command {command.name!r} in line {number}: skipped")
+            if not command.known:
+                # Skipped with a warning, not counted (spec §1.1). [unsure] The spec does not say the
+                # warning is part of the reply. In the server module copy it is written while the buffer
+                # is parsed, before the reply text is started, so it reaches only the server's log; we do
+                # the same (our log and stats.unknown_commands). Against an FMC that does put it in the
+                # reply, our client would count that reply as an FMC error (a warning, exit 2) — it only
+                # ever sends commands of the spec's table, so this shows only if an FMC lacks one of them.
+                log.warning("unknown host input command %r in line %d skipped", command.name, number)
+                self.stats.add(unknown_commands=1)
                 continue
             if command.name not in c.UNCOUNTED_COMMANDS:
                 processed += 1
@@ -112,7 +128,14 @@ class Session:
         return c.format_reply(errors, processed)
 
     def close(self) -> None:
-        """End of connection: what is still queued is applied as ScanUpdate [srv]."""
+        """End of connection: what is still queued is applied as a ScanUpdate (spec §1.4) — queued
+        DeleteScanResult commands first, then the queued results, merged.
+
+        [unsure] The spec names only "leftover queued results"; that the queued deletes run too comes
+        from the server module copy, whose socket clean-up runs both. Against an FMC that drops them,
+        deletes our client leaves to the end of a connection would be lost — so a client must end every
+        delete with an explicit ScanUpdate (the mirror does).
+        """
         if self.queue or self.pending_deletes:
             self._update()
 
@@ -198,35 +221,63 @@ class Session:
         scanner = _required(cmd, "scanner_id")
         vuln_id = (cmd.arg("vuln_id") or "").strip()
         if vuln_id and not vuln_id.isdigit():
-            # Integers only: from third-party scripts (spec §1.3); the server's wording for it is a guess [?]
-            raise _field_error(cmd, "vuln_id", vuln_id, "Wrong command syntax on Vuln ID")
+            # [unsure] The spec calls vuln_id an integer (a Cisco id or a mapped third-party id) but gives
+            # no server message for anything else; "Wrong command syntax on Vuln ID" belongs to missing id
+            # lists (below). We refuse the line with our own words. Our client sends QIDs, integers only.
+            raise _field_error(cmd, "vuln_id", vuln_id, "not an integer vuln id")
         port, proto = _port_proto(cmd)
         cves, bids = (), ()
         if vuln_id:
-            try:
-                cves = tuple(c.parse_id_list(c.CVE_HEADER, cmd.arg("cve_ids")))
-                bids = tuple(c.parse_id_list(c.BUGTRAQ_HEADER, cmd.arg("bugtraq_ids")))
-            except c.CommandSyntaxError as exc:
-                raise _field_error(cmd, "ip_address", ip, str(exc)) from None
-        result = ScanResult(vuln_id or None, port, proto, cmd.arg("name") or "", cmd.arg("desc") or "", cves, bids)
+            cves = self._id_list(cmd, ip, "cve_ids", c.CVE_HEADER)
+            bids = self._id_list(cmd, ip, "bugtraq_ids", c.BUGTRAQ_HEADER)
+        result = ScanResult(vuln_id or None, port, proto, cmd.arg("name") or "", cmd.arg("desc") or "", cves, bids,
+                            self.source)
         group = self.queue.setdefault((scanner, ip), [])
         if any(r.key == result.key for r in group):
             self.stats.add(duplicate_results=1)
         group.append(result)
 
+    @staticmethod
+    def _id_list(cmd, ip: str, name: str, header: str) -> tuple[str, ...]:
+        """With a vuln id both id-list fields must be present and start with their header (spec §1.3).
+
+        [unsure] The spec gives two messages for this, "can not find the header" and "Wrong command
+        syntax on Vuln ID", without saying which case gets which. As in the server module copy: a field
+        that is there without its header gets the first, a missing field the second. Our client always
+        writes both fields with their headers.
+        """
+        text = cmd.arg(name)
+        if text is None:
+            raise _field_error(cmd, "ip_address", ip, f"Wrong command syntax on Vuln ID: {cmd.arg('vuln_id')}, "
+                               f"{name} missing")
+        try:
+            return tuple(c.parse_id_list(header, text))
+        except c.CommandSyntaxError as exc:
+            raise _field_error(cmd, "ip_address", ip, f"CSV Error: {exc} in {text!r}") from None
+
     def _DeleteScanResult(self, cmd):
+        """Queue a delete; only ScanUpdate (or the end of the connection) runs it (spec §1.4)."""
         port, proto = _port_proto(cmd)
         ids = [i for i in (cmd.arg("id_list") or "").replace(",", " ").split() if i]
-        # scanner_id(s): one name or a comma list (spec §1.2); empty = every scanner
+        if not ids and (port is None) != (proto is None):
+            # [unsure] The spec's forms name a port always with its protocol; for one without the other the
+            # server module copy logs this message. Our client never sends such a line.
+            raise _Fail(f"Wrong command syntax on DeleteScanResult: {cmd.name} needs both port and protocol "
+                        f"or neither")
+        # scanner_id(s) (spec §1.2): [unsure] how several are written is not in the spec; we take one quoted
+        # field with a comma list, as the server module copy splits it. Empty = every scanner.
         scanners = [s.strip() for s in (cmd.arg("scanner_id") or "").split(",") if s.strip()] or [None]
-        for ip in self._targets(cmd):
-            for scanner in scanners:
-                self.pending_deletes.append((ip, scanner, ids or None, port, proto))
+        where = _address_filter(cmd)
+        for scanner in scanners:
+            self.pending_deletes.append(_Delete(where, scanner, tuple(ids), port, proto))
 
     def _ScanFlush(self, cmd):
         # Replace mode per (scanner, host): the server sends each scanner+host group with flag 0,
         # so the scope is most likely that scanner on that host [srv, scope ?]. Pending
-        # DeleteScanResult commands are NOT run by ScanFlush [srv].
+        # DeleteScanResult commands are NOT run by ScanFlush (spec §1.4); they stay queued for the
+        # next ScanUpdate or the end of the connection. [unsure] The spec does not say whether ScanFlush
+        # keeps or drops them; the server module copy keeps them. Against an FMC that drops them, a
+        # delete followed by ScanFlush would be lost; our client ends deletes with ScanUpdate.
         for (scanner, ip), results in self._drain():
             self.netmap.replace_results(scanner, ip, _unique(results))
 
@@ -234,11 +285,37 @@ class Session:
         self._update()
 
     def _update(self):
-        for ip, scanner, ids, port, proto in self.pending_deletes:
-            self.netmap.delete_results(ip, scanner, ids, port, proto)
-        self.pending_deletes.clear()
+        """ScanUpdate (spec §1.4): first the queued deletes, in the order received, then the queued
+        results merged into what the hosts have."""
+        deletes, self.pending_deletes = self.pending_deletes, []
+        for delete in deletes:
+            self._run_delete(delete)
         for (scanner, ip), results in self._drain():
             self.netmap.merge_results(scanner, ip, _unique(results))
+
+    def _run_delete(self, d: "_Delete") -> None:
+        """The DeleteScanResult forms of spec §1.4:
+
+        - ``ip,"Scanner"``: that scanner's results — its vulnerability results if it is a vulnerability
+          scanner, its generic ones if it is a generic scanner (see ``NetworkMap._record_scanner``);
+        - ``ip,"Scanner",,443,tcp``: that scanner's results at that port;
+        - ``ip,"Scanner","id1,id2"``: those vulnerabilities of that scanner;
+        - ``ip,,,443,tcp``: every scanner's results at that port;
+        - ``ip``: every scan result on the host.
+
+        [unsure] Forms the spec does not list are read as "every filter given applies": ids without a
+        scanner (those ids from any scanner), ids with a port. For the port form the spec does not limit
+        the results to the scanner's type; the server module copy seems to (a vulnerability scanner's
+        vulnerabilities at that port). The connector sends only vulnerability results, so both readings
+        delete the same rows for it.
+        """
+        kind = None
+        if d.scanner and not d.ids and d.port is None:
+            kind = self.netmap.scanner_type(d.scanner)
+            if kind is None:             # a scanner that never stored a result has none to delete
+                return
+        for ip in self._resolve(d.where):
+            self.netmap.delete_results(ip, d.scanner, list(d.ids) or None, d.port, d.proto, kind)
 
     def _drain(self):
         queued, self.queue = self.queue, OrderedDict()
@@ -261,31 +338,71 @@ class Session:
         return not self.leaf_domains or domain != ROOT_DOMAIN
 
     def _targets(self, cmd: c.Command) -> list[str]:
-        """The hosts an address field names (spec §1.1): a comma list of addresses, CIDR blocks
-        and ``low-high`` ranges, ``!`` excluding. A single address is returned as it is, known
-        or not; otherwise the known hosts that match. Host UUIDs are not modelled [?]."""
-        text = (cmd.arg("ip_address") or "").strip()
-        include, exclude = [], []
-        for item in (i.strip() for i in text.split(",")):
-            if not item:
-                continue
-            negate = item.startswith("!")
-            item = item[1:].strip() if negate else item
-            (exclude if negate else include).append(_address_set(cmd, item))
-        if not include and not exclude:
-            raise _field_error(cmd, "ip_address", text, "Failed to recognize IP address")
-        if len(include) == 1 and not exclude and include[0][0] == include[0][1]:
-            return [str(include[0][0])]
+        return self._resolve(_address_filter(cmd))
+
+    def _resolve(self, where: "_Addresses") -> list[str]:
+        """The hosts an address field names: a single address as it is, known or not; otherwise the
+        known hosts that match. A DeleteScanResult's field is resolved when the delete runs (at
+        ScanUpdate), so hosts added after it was queued are covered too. [unsure] The spec says only
+        that ScanUpdate executes the queued deletes; the server module copy already looks some things
+        up when it reads the line (the vulns of a scanner at a port). Our client queues no delete for a
+        host it adds later in the same connection, so the difference does not reach it."""
+        if where.single is not None:
+            return [where.single]
         matches = []
         for key in self.netmap.host_keys():
             try:
                 address = ipaddress.ip_address(key)
             except ValueError:                       # a MAC-only host
                 continue
-            if (not include or any(_within(address, r) for r in include)) and \
-                    not any(_within(address, r) for r in exclude):
+            if (not where.include or any(_within(address, r) for r in where.include)) and \
+                    not any(_within(address, r) for r in where.exclude):
                 matches.append(key)
         return matches
+
+
+@dataclass(frozen=True)
+class _Addresses:
+    """A parsed address field: one address, or ranges to include and exclude."""
+
+    single: str | None
+    include: tuple = ()
+    exclude: tuple = ()
+
+
+@dataclass(frozen=True)
+class _Delete:
+    """One queued DeleteScanResult, for one scanner (None = every scanner)."""
+
+    where: _Addresses
+    scanner: str | None
+    ids: tuple[str, ...]
+    port: int | None
+    proto: str | None
+
+
+def _address_filter(cmd: c.Command) -> _Addresses:
+    """Parse an address field (spec §1.1): a comma list of addresses, CIDR blocks and ``low-high``
+    ranges, ``!`` excluding. Host UUIDs are not modelled [?].
+
+    [unsure] For DeleteScanResult the spec's general rule (lists accepted by every address field but
+    those of AddHost and AddScanResult) is followed; the server module copy checks a single address when
+    it runs a scan-result delete, so a real FMC may answer a list with "Failure to Run Scan API". Our
+    client sends one address per DeleteScanResult line.
+    """
+    text = (cmd.arg("ip_address") or "").strip()
+    include, exclude = [], []
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        negate = item.startswith("!")
+        item = item[1:].strip() if negate else item
+        (exclude if negate else include).append(_address_set(cmd, item))
+    if not include and not exclude:
+        raise _field_error(cmd, "ip_address", text, "Failed to recognize IP address")
+    if len(include) == 1 and not exclude and include[0][0] == include[0][1]:
+        return _Addresses(str(include[0][0]))
+    return _Addresses(None, tuple(include), tuple(exclude))
 
 
 def _address_set(cmd: c.Command, item: str) -> tuple:
