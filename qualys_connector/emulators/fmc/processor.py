@@ -16,7 +16,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from ...hostinput import commands as c
+from ...hostinput import codec as c
+from ...hostinput.replies import format_reply
 from .netmap import NetworkMap, ScanResult
 
 # Scan-result commands carry their own scanner name, so they need no SetSource (spec §1.1).
@@ -109,7 +110,7 @@ class Session:
             except _Fail as exc:
                 errors.append(str(exc))
         self.stats.add(commands=processed, error_lines=len(errors))
-        return c.format_reply(errors, processed)
+        return format_reply(errors, processed)
 
     def close(self) -> None:
         """End of connection: what is still queued is applied as ScanUpdate [srv]."""
