@@ -171,8 +171,8 @@ def write_commands(report, cfg, job) -> None:
                 lines.clear()
                 vuln = report.vuln(finding.qid)
                 emit(hostinput.add_scan_result(host.ip, cfg.scanner_name, finding.qid, *finding.target,
-                                              free_text(vuln.title), free_text(vuln.threat),
-                                              vuln.cve_ids, vuln.bugtraq_ids))
+                                               free_text(vuln.title), free_text(vuln.threat),
+                                               vuln.cve_ids, vuln.bugtraq_ids))
                 summary.commands -= 1       # counted below with the others
             else:
                 lines.append(line)
