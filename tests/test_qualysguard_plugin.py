@@ -164,6 +164,6 @@ def test_an_icmp_twin_of_a_host_level_finding_is_sent_and_counted_once(tmp_path,
     (line,) = [l for l in lines if ",82003," in l]
     assert ',82003,,,"ICMP Timestamp Request"' in line
     assert lines == plain
-    summary = result.stderr.splitlines()[-1]
-    plain_summary = dry_run(tmp_path)[1].stderr.splitlines()[-1]
-    assert summary.split(" elapsed=")[0] == plain_summary.split(" elapsed=")[0]
+    counts = result.stderr.splitlines()[-1].split("Summary: ")[1].split(" elapsed=")[0]
+    plain_counts = dry_run(tmp_path)[1].stderr.splitlines()[-1].split("Summary: ")[1].split(" elapsed=")[0]
+    assert counts == plain_counts and "findings=" in counts
