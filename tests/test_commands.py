@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from qualys_connector import text
+from qualys_connector.text import ascii_text, clean_text
 from qualys_connector.hostinput import builders, codec as c, fitting, replies
 
 
@@ -60,15 +60,15 @@ def test_every_command_of_the_reference_table_round_trips():
 
 
 def test_ascii_text_keeps_the_meaning_of_typographic_text():
-    assert text.ascii_text("Microsoft\u2019s \u201cCaf\u00e9\u201d \u2014 r\u00e9sum\u00e9\u2026 \u00ae") == 'Microsoft\'s "Cafe" - resume... (R)'
-    assert text.ascii_text("plain\n text ") == "plain text"
-    assert text.ascii_text("\u65e5\u672c OS \u2713") == "OS"
+    assert ascii_text("Microsoft\u2019s \u201cCaf\u00e9\u201d \u2014 r\u00e9sum\u00e9\u2026 \u00ae") == 'Microsoft\'s "Cafe" - resume... (R)'
+    assert ascii_text("plain\n text ") == "plain text"
+    assert ascii_text("\u65e5\u672c OS \u2713") == "OS"
 
 
 def test_newlines_are_refused_and_clean_text_removes_them():
     with pytest.raises(c.CommandSyntaxError):
         c.encode(c.Command("SetSource", ("a\nb",)))
-    assert text.clean_text("a\n\tb   c\r\n") == "a b c"
+    assert clean_text("a\n\tb   c\r\n") == "a b c"
 
 
 def test_unbalanced_quotes_are_a_syntax_error():
