@@ -4,8 +4,8 @@ import io
 
 import pytest
 
-from qualys_connector.text import ascii_text, clean_text
 from qualys_connector.hostinput import builders, codec as c, fitting, replies
+from qualys_connector.text import ascii_text, clean_text
 
 
 def test_scan_result_line_matches_the_design_contract():
