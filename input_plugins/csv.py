@@ -6,8 +6,10 @@ is refused with its line number, so nothing is half-sent.
 """
 from __future__ import annotations
 
+import os
+
 from qualys_connector.errors import InputFileError, UsageError
-from qualys_connector.hostinput import commands
+from qualys_connector.hostinput import CommandSyntaxError, decode
 
 NAME = "csv"
 SUMMARY = "send a host input CSV file as it is"
@@ -17,6 +19,15 @@ SHORTEN = False
 
 def default_plugininfo() -> str | None:
     return None
+
+
+def load_config(plugininfo: str | None, template_id: str | None) -> None:
+    """Nothing to read ahead: the file itself is checked line by line while it is copied."""
+    return None
+
+
+def lock_key(plugininfo: str | None) -> str:
+    return os.path.abspath(plugininfo or "csv")
 
 
 def produce(job) -> None:
@@ -37,8 +48,8 @@ def produce(job) -> None:
                 raise InputFileError(f"{path}, line {number}: not UTF-8 text (byte {exc.start + 1})",
                                      "convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8") from None
             try:
-                command = commands.decode(text)
-            except commands.CommandSyntaxError as exc:
+                command = decode(text)
+            except CommandSyntaxError as exc:
                 raise InputFileError(f"{path}, line {number}: {exc}", "fix the line; nothing was sent") from None
             job.out.write(raw)
             if command is not None:

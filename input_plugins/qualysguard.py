@@ -11,9 +11,12 @@ import os
 import re
 import shutil
 import tempfile
+from operator import attrgetter
 
-from qualys_connector import qgconfig
-from qualys_connector.hostinput import commands
+from qualys_connector import hostinput, qgconfig
+from qualys_connector.hostinput import Command
+from qualys_connector.records import Finding
+from qualys_connector.text import ascii_text, clean_text
 
 NAME = "QualysGuard"
 SUMMARY = "download a Qualys report template and send its vulnerabilities (default)"
@@ -26,6 +29,7 @@ PARAMETERS = [
                       "ca_bundle, verify, timeout, poll_interval, max_wait"),
 ]
 SHORTEN = True
+FMC_KEY = attrgetter("fmc_key")
 
 
 # The Perl connector's InputPlugins/ spelling is accepted too, so old setups keep working.
@@ -40,18 +44,23 @@ def default_plugininfo() -> str:
     return SEARCHED[0]
 
 
-def load_config(job):
-    if not job.plugininfo and not any(os.path.exists(c) for c in SEARCHED):
+def load_config(plugininfo: str | None, template_id: str | None):
+    if not plugininfo and not any(os.path.exists(c) for c in SEARCHED):
         from qualys_connector.errors import ConfigError
         raise ConfigError(f"no QualysGuard.yaml found (looked for {', '.join(SEARCHED)} in {os.getcwd()})",
                           "give one with -plugininfo=FILE, or create one from QualysGuard.yaml.example")
-    return qgconfig.load(job.plugininfo or default_plugininfo(), template_override=job.template_id)
+    return qgconfig.load(plugininfo or default_plugininfo(), template_override=template_id)
+
+
+def lock_key(plugininfo: str | None) -> str:
+    """One run per QualysGuard.yaml at a time (process-multiple holds it for all its templates)."""
+    return os.path.abspath(plugininfo or default_plugininfo())
 
 
 def produce(job) -> None:
     from qualys_connector.report import open_report
 
-    cfg = job.config if getattr(job, "config", None) is not None else load_config(job)
+    cfg = job.config if getattr(job, "config", None) is not None else load_config(job.plugininfo, job.template_id)
     workdir = tempfile.mkdtemp(prefix="qc-report-")
     try:
         if cfg.report_file:
@@ -69,8 +78,9 @@ def produce(job) -> None:
             job.check_stop()
             job.log.info("parsed %d hosts of the report so far", hosts_seen)
 
+        # Findings are made distinct as the FMC sees them (Finding.fmc_key), once, by the report reader.
         with open_report(path, include=cfg.ip_ranges.__contains__, vuln_types=cfg.vuln_types,
-                         min_severity=cfg.min_severity, progress=progress) as report:
+                         min_severity=cfg.min_severity, progress=progress, distinct_by=FMC_KEY) as report:
             write_commands(report, cfg, job)
             stats = report.stats
         job.log.info("QualysGuard Report Processing Complete: %d of %d hosts inside ip_ranges, "
@@ -88,7 +98,6 @@ def download(cfg, dest: str, job) -> None:
                       proxy_username=cfg.proxy_username, proxy_password=cfg.proxy_password,
                       verify=cfg.tls_verify, timeout=cfg.timeout, poll_interval=cfg.poll_interval,
                       max_wait=cfg.max_wait, sleep=job.sleep, stop=job.stop.is_set) as client:
-        job.qualys_client = client
         client.download_report(cfg.template_id, dest)
     job.log.info("downloaded the report (%.1f MB)", os.path.getsize(dest) / 1e6)
 
@@ -96,7 +105,7 @@ def download(cfg, dest: str, job) -> None:
 def write_commands(report, cfg, job) -> None:
     out, summary = job.out, job.summary
     tails: dict[int, str] = {}      # per QID: the encoded title, description and id lists
-    middles: dict[tuple, str] = {}  # per (QID, port, protocol): bounded by the report's distinct findings
+    middles: dict[Finding, str] = {}  # per finding: bounded by the report's distinct findings
 
     # With -csvfile, lines are shortened so that each fits a DATA message of job.max_size together
     # with the header lines the client repeats (so the file can later be sent with the csv plugin).
@@ -106,11 +115,11 @@ def write_commands(report, cfg, job) -> None:
         header += len(f"SetDomain,{cfg.domain}\n".encode())
     limit = job.max_size - header if getattr(job, "max_size", None) else None
 
-    def emit(command: commands.Command) -> None:
+    def emit(command: Command) -> None:
         line = None
         if limit is not None:
-            command, shortened = commands.fit(command, limit)
-            line = commands.encode_line(command)
+            command, shortened = hostinput.fit(command, limit)
+            line = hostinput.encode_line(command)
             if shortened and len(line) > limit:   # the CVE/Bugtraq lists alone are too long
                 job.log.warning("the line for %s QID %s is %d bytes even without title and description; "
                                 "an FMC with a MAX_SIZE of %d will refuse it", command.args[0], command.args[2],
@@ -118,19 +127,19 @@ def write_commands(report, cfg, job) -> None:
             elif shortened:
                 job.log.debug("shortened the line for %s QID %s to fit %d bytes",
                               command.args[0], command.args[2], limit)
-        out.write(line or commands.encode_line(command))
+        out.write(line or hostinput.encode_line(command))
         summary.commands += 1
 
-    free_text = commands.ascii_text if cfg.ascii_only else commands.clean_text
+    free_text = ascii_text if cfg.ascii_only else clean_text
 
     def tail(qid: int) -> str:
         text = tails.get(qid)
         if text is None:
             vuln = report.vuln(qid)          # a QID missing from the glossary reads "QID <n>"
-            text = tails[qid] = commands.encode_args("AddScanResult", (
+            text = tails[qid] = hostinput.encode_args("AddScanResult", (
                 free_text(vuln.title), free_text(vuln.threat),
-                commands.id_list_field(commands.CVE_HEADER, vuln.cve_ids),
-                commands.id_list_field(commands.BUGTRAQ_HEADER, vuln.bugtraq_ids)), first=5)
+                hostinput.id_list_field(hostinput.CVE_HEADER, vuln.cve_ids),
+                hostinput.id_list_field(hostinput.BUGTRAQ_HEADER, vuln.bugtraq_ids)), first=5)
         return text
 
     debug = job.log.isEnabledFor(10)
@@ -138,54 +147,45 @@ def write_commands(report, cfg, job) -> None:
     # starts every DATA message in its own, non-leaf domain (§2.1). DESIGN.md §4 lists SetSource
     # first; with a domain set that order would fail on such an FMC, so we reverse it.
     if cfg.domain:
-        emit(commands.set_domain(cfg.domain))
-    emit(commands.set_source(cfg.source_name))
+        emit(hostinput.set_domain(cfg.domain))
+    emit(hostinput.set_source(cfg.source_name))
     for host in report.hosts():
         if not host.findings and not cfg.add_host and not (cfg.set_os and host.os):
             continue
         summary.hosts += 1
         if cfg.add_host:
-            emit(commands.add_host(host.ip))
+            emit(hostinput.add_host(host.ip))
         if cfg.set_os and host.os:
-            emit(commands.set_os(host.ip, *split_os(free_text(host.os))))
-        head = "AddScanResult," + commands.encode_args("AddScanResult", (host.ip, cfg.scanner_name)) + ","
-        sent = set()
+            emit(hostinput.set_os(host.ip, *split_os(free_text(host.os))))
+        head = "AddScanResult," + hostinput.encode_args("AddScanResult", (host.ip, cfg.scanner_name)) + ","
         lines: list[str] = []           # this host's results, written at once
-        for finding in host.findings:
-            # Port and protocol go together, or neither (host-level); icmp, a port-less protocol
-            # and port 0 become host-level, as the FMC wants (host-input spec §1.3).
-            proto = finding.protocol if finding.protocol in ("tcp", "udp") and finding.port else None
-            port = finding.port if proto else None
-            # An icmp finding and a host-level one of the same QID look alike to the FMC
-            # (both without port and protocol): send that result once.
-            key = (finding.qid, port, proto)
-            if key in sent:
-                continue
-            sent.add(key)
-            middle = middles.get(key)
+        for finding in host.findings:   # already distinct by Finding.fmc_key
+            middle = middles.get(finding)
             if middle is None:
-                middle = middles[key] = commands.encode_args(
+                port, proto = finding.target
+                middle = middles[finding] = hostinput.encode_args(
                     "AddScanResult", (str(finding.qid), "" if port is None else str(port), proto or ""), first=2)
             line = f"{head}{middle},{tail(finding.qid)}\n"
             if limit is not None and len(line) * 4 > limit and len(line.encode()) > limit:
                 out.write("".join(lines).encode())      # keep the order: what came before goes first
                 lines.clear()
                 vuln = report.vuln(finding.qid)
-                emit(commands.add_scan_result(host.ip, cfg.scanner_name, finding.qid, port, proto,
-                                              free_text(vuln.title), free_text(vuln.threat),
-                                              vuln.cve_ids, vuln.bugtraq_ids))
+                emit(hostinput.add_scan_result(host.ip, cfg.scanner_name, finding.qid, *finding.target,
+                                               free_text(vuln.title), free_text(vuln.threat),
+                                               vuln.cve_ids, vuln.bugtraq_ids))
                 summary.commands -= 1       # counted below with the others
             else:
                 lines.append(line)
             if debug:
+                port, proto = finding.target
                 job.log.debug("%s QID %d %s/%s", host.ip, finding.qid, port or "-", proto or "-")
         if lines:
             out.write("".join(lines).encode())
-        summary.commands += len(sent)
-        summary.findings += len(sent)
+        summary.commands += len(host.findings)
+        summary.findings += len(host.findings)
         if summary.hosts % 10000 == 0:
             job.check_stop()
-    emit(commands.scan_flush())
+    emit(hostinput.scan_flush())
 
 
 # OPERATING_SYSTEM is free text ("Windows Server 2016 Standard 64 bit Edition Version 1607",
@@ -200,7 +200,7 @@ _VERSION = re.compile(r"(?:\bversion\s+|\b)(\d+(?:[.\-]\w+)*(?:\.x)?)\s*$", re.I
 
 
 def split_os(text: str) -> tuple[str, str, str]:
-    text = commands.clean_text(text)
+    text = clean_text(text)
     lowered = text.lower()
     vendor = next((name for prefix, name in _VENDORS if lowered.startswith(prefix)), "")
     product, version = text, ""

@@ -19,6 +19,9 @@ from .errors import EXIT_OK, EXIT_USAGE
 from .locking import RunLock
 from .logsetup import configure, get_logger, log_summary
 from .pipeline import Options, Summary, lock_key, prepare, run
+from .plugin import use_plugins
+
+use_plugins(input_plugins.load)     # the edge hands the core its plugins
 
 COMMON_OPTIONS = {"server": True, "port": True, "plugininfo": True, "ipv6": False, "pkcs12": True,
                   "password": True, "syslog": False, "stderr": False, "logfile": True, "level": True,

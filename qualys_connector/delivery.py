@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .errors import FMCProtocolError, FMCRejected, Interrupted, LineTooLong
-from .hostinput import commands
+from .hostinput.codec import decode, encode_line
+from .hostinput.fitting import fit
 from .hostinput.batching import Batcher, LineTooLongError, command_name
 from .hostinput.client import HostInputClient
 from .logsetup import get_logger
@@ -61,9 +62,9 @@ def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> st
                     out = os.fdopen(fd, "wb")
                     for earlier in _take(_lines(path), number - 1):
                         out.write(earlier)
-                command = commands.decode(line.decode("utf-8"))
-                fitted, _ = commands.fit(command, max_size - batcher.header_size())
-                new_line = commands.encode_line(fitted)
+                command = decode(line.decode("utf-8"))
+                fitted, _ = fit(command, max_size - batcher.header_size())
+                new_line = encode_line(fitted)
                 log.debug("shortened AddScanResult for %s QID %s from %d to %d bytes to fit MAX_SIZE",
                           command.arg("ip_address"), command.arg("vuln_id"), len(line), len(new_line))
                 try:

@@ -21,6 +21,7 @@ import click
 
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted, LockHeld
 from .logsetup import log_internal_error
+from .stopping import interruptible_sleep, sleeper  # noqa: F401  (re-exported for the commands)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -62,19 +63,6 @@ class StopSignals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
-
-
-def interruptible_sleep(stop: threading.Event, seconds: float, why: str = "stopped on request") -> None:
-    """Wait ``seconds`` unless ``stop`` is set first; then raise ``Interrupted`` at once."""
-    if stop.wait(max(0.0, seconds)):
-        raise Interrupted(why)
-
-
-def sleeper(stop: threading.Event) -> Callable[[float], None]:
-    """``interruptible_sleep`` bound to ``stop``: what the API clients take as their ``sleep``."""
-    def sleep(seconds: float) -> None:
-        interruptible_sleep(stop, seconds)
-    return sleep
 
 
 # ---------------------------------------------------------------- exit codes

@@ -3,100 +3,38 @@
 Production always finishes before anything goes to the FMC: a report that turns out to be
 broken half-way sends nothing. The lines go to a spool file (never memory), which becomes the
 ``-csvfile`` output by an atomic rename, or is sent over TLS.
+
+The records of a run live in ``runinfo`` (Options, Summary), what a plugin is and gets in
+``plugin`` (InputPlugin, Job), the early path checks in ``outpath``; they are re-exported here.
 """
 from __future__ import annotations
 
 import os
 import tempfile
 import threading
-import time
-from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
 
-import input_plugins
-
-from . import edge
-from .delivery import DeliveryStats, send_file
+from .delivery import send_file
 from .errors import ConnectorError, Interrupted, UsageError
-from .hostinput.client import DEFAULT_PORT, HostInputClient
+from .hostinput.client import HostInputClient
 from .hostinput.pkcs12 import client_context, find_pkcs12, load_identity
 from .logsetup import add_secret, get_logger
+from .outpath import check_output_path
+from .plugin import InputPlugin, Job, find_plugin
+from .runinfo import Options, Summary
+from .stopping import sleeper
 
+__all__ = ["CSV_MAX_SIZE", "InputPlugin", "Job", "Options", "Summary", "check_output_path", "lock_key",
+           "prepare", "run"]
 
 # MAX_SIZE assumed for -csvfile, where no FMC announces one: the emulator's default. The value of
 # real FMCs is not published (host-input spec §2.1 [?]).
 CSV_MAX_SIZE = 65536
 
 
-@dataclass
-class Options:
-    """What the command line asked for (after Perl spellings were normalised)."""
-
-    plugin: str = "QualysGuard"
-    server: str | None = None
-    port: int = DEFAULT_PORT
-    plugininfo: str | None = None
-    ipv6: bool = False
-    pkcs12: str | None = None
-    password: str | None = None
-    csvfile: str | None = None
-    template_id: str | None = None      # process-multiple overrides template_id per run
-    timeout: float = 120.0
-
-
-@dataclass
-class Summary:
-    label: str = ""
-    hosts: int = 0
-    findings: int = 0
-    commands: int = 0
-    delivery: DeliveryStats = field(default_factory=DeliveryStats)
-    started: float = field(default_factory=time.monotonic)
-    outcome: str = "not started"
-    exit_code: int = 0
-
-    def line(self) -> str:
-        d = self.delivery
-        label = f"template {self.label}: " if self.label else ""
-        return (f"Summary: {label}hosts={self.hosts} findings={self.findings} "
-                f"commands={self.commands} data_messages={d.messages_acked}/{d.messages_total} "
-                f"replies_with_errors={d.replies_with_errors} "
-                f"elapsed={time.monotonic() - self.started:.1f}s result={self.outcome}")
-
-
-@dataclass
-class Job:
-    """What a plugin gets: where to write, what to count, how to notice a stop request."""
-
-    plugininfo: str | None
-    out: BinaryIO
-    summary: Summary
-    log: object
-    stop: threading.Event
-    template_id: str | None = None
-    config: object = None
-    sleep: Callable[[float], None] = time.sleep
-    qualys_client: object = None
-    # Longest line a plugin may write, or None: when sending, delivery shortens lines to the
-    # MAX_SIZE the FMC announces; with -csvfile there is no FMC to ask.
-    max_size: int | None = None
-
-    def check_stop(self) -> None:
-        if self.stop.is_set():
-            raise Interrupted("stopped on request")
-
-    def interruptible_sleep(self, seconds: float) -> None:
-        edge.interruptible_sleep(self.stop, seconds)
-
-
-def prepare(options: Options, log) -> tuple[object, object]:
+def prepare(options: Options, log) -> tuple[InputPlugin, object]:
     """Check the plugin, its configuration and the certificate before any long work starts."""
-    plugin = input_plugins.load(options.plugin)
-    config = None
-    if plugin.NAME == "QualysGuard":
-        job = Job(options.plugininfo or plugin.default_plugininfo(), None, Summary(), log,
-                  threading.Event(), template_id=options.template_id)
-        config = plugin.load_config(job)
+    plugin = find_plugin(options.plugin)
+    config = plugin.load_config(options.plugininfo or plugin.default_plugininfo(), options.template_id)
     if options.csvfile:
         check_output_path(options.csvfile, "-csvfile")
         if options.server:
@@ -108,25 +46,12 @@ def prepare(options: Options, log) -> tuple[object, object]:
     return plugin, config
 
 
-def check_output_path(path: str, what: str) -> None:
-    """A file we will write at the end of a long run: refuse a bad path now, not after the download."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise UsageError(f"{what} {path} is a directory", "give a file name")
-    if not os.path.isdir(directory):
-        raise UsageError(f"the directory of {what} {path} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise UsageError(f"the directory of {what} {path} is not writable")
+def lock_key(options: Options, plugin: InputPlugin) -> str:
+    return plugin.lock_key(options.plugininfo)
 
 
-def lock_key(options: Options, plugin) -> str:
-    if plugin.NAME == "QualysGuard":
-        return os.path.abspath(options.plugininfo or plugin.default_plugininfo())
-    return os.path.abspath(options.plugininfo or "csv")
-
-
-def run(options: Options, *, plugin=None, config=None, log=None, stop: threading.Event | None = None,
-        summary: Summary | None = None) -> Summary:
+def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log=None,
+        stop: threading.Event | None = None, summary: Summary | None = None) -> Summary:
     """Run one job; raises a ConnectorError on failure, with ``summary`` filled as far as it got."""
     log = log or get_logger()
     stop = stop or threading.Event()
@@ -146,7 +71,7 @@ def run(options: Options, *, plugin=None, config=None, log=None, stop: threading
         summary.outcome = "producing"
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
             job = Job(options.plugininfo or plugin.default_plugininfo(), out, summary, log, stop,
-                      template_id=options.template_id, config=config, sleep=_sleeper(stop),
+                      template_id=options.template_id, config=config, sleep=sleeper(stop),
                       max_size=CSV_MAX_SIZE if options.csvfile else None)
             plugin.produce(job)
         if options.csvfile:
@@ -174,7 +99,3 @@ def run(options: Options, *, plugin=None, config=None, log=None, stop: threading
     finally:
         if spool and os.path.exists(spool):
             os.unlink(spool)
-
-
-def _sleeper(stop: threading.Event) -> Callable[[float], None]:
-    return edge.sleeper(stop)

@@ -22,6 +22,22 @@ class Finding:
         """Findings of one host are distinct by (qid, port, protocol)."""
         return (self.qid, self.port, self.protocol)
 
+    @property
+    def target(self) -> tuple[int | None, str | None]:
+        """(port, protocol) as an AddScanResult carries them: both, or neither (host level).
+
+        icmp, a port-less protocol and port 0 become host level, as the FMC wants (host-input
+        spec §1.3). The one place this rule lives.
+        """
+        if self.protocol in ("tcp", "udp") and self.port:
+            return self.port, self.protocol
+        return None, None
+
+    @property
+    def fmc_key(self) -> tuple[int, int | None, str | None]:
+        """What the FMC can tell apart: an icmp and a host-level finding of one QID look alike."""
+        return (self.qid, *self.target)
+
 
 @dataclass(slots=True)
 class Host:

@@ -82,7 +82,7 @@ def write_config(work: str, report: str) -> str:
 
 
 def start_sink(work: str, env: dict) -> tuple[subprocess.Popen, int, str]:
-    from qualys_connector.pki import init_pki
+    from qualys_connector.emulators.pki import init_pki
     pki = init_pki(os.path.join(work, "pki"), client_password="bench")
     port_file = os.path.join(work, "fmc.port")
     proc = subprocess.Popen([bin_path("fmc-emulator"), "serve", "--pki", pki.directory, "--port", "0",

@@ -13,7 +13,7 @@ CLIENT_PASSWORD = "s3cret-pkcs12-pw"
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
-    from qualys_connector.pki import init_pki
+    from qualys_connector.emulators.pki import init_pki
     return init_pki(str(tmp_path_factory.mktemp("pki")), client_password=CLIENT_PASSWORD)
 
 

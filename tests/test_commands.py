@@ -4,11 +4,12 @@ import io
 
 import pytest
 
-from qualys_connector.hostinput import commands as c
+from qualys_connector.hostinput import builders, codec as c, fitting, replies
+from qualys_connector.text import ascii_text, clean_text
 
 
 def test_scan_result_line_matches_the_design_contract():
-    cmd = c.add_scan_result("10.0.0.1", "QualysGuard", 38601, 443, "tcp", "SSL/TLS use of weak RC4",
+    cmd = builders.add_scan_result("10.0.0.1", "QualysGuard", 38601, 443, "tcp", "SSL/TLS use of weak RC4",
                             "RC4 is weak", ["CVE-2013-2566", "CVE-2015-2808"], ["58796"])
     assert c.encode(cmd) == ('AddScanResult,10.0.0.1,"QualysGuard",38601,443,tcp,'
                              '"SSL/TLS use of weak RC4","RC4 is weak",'
@@ -16,18 +17,18 @@ def test_scan_result_line_matches_the_design_contract():
 
 
 def test_host_level_finding_has_empty_port_and_protocol_and_bare_headers():
-    cmd = c.add_scan_result("10.0.0.1", "QualysGuard", 6, None, None, "DNS Host Name", "", [], [])
+    cmd = builders.add_scan_result("10.0.0.1", "QualysGuard", 6, None, None, "DNS Host Name", "", [], [])
     assert c.encode(cmd) == 'AddScanResult,10.0.0.1,"QualysGuard",6,,,"DNS Host Name","","cve_ids:","bugtraq_ids:"'
 
 
 def test_quotes_and_commas_survive_a_round_trip():
-    cmd = c.add_scan_result("2001:db8::1", "Q", 1, 80, "tcp", 'say "hi", then, bye', "a,b", [], [])
+    cmd = builders.add_scan_result("2001:db8::1", "Q", 1, 80, "tcp", 'say "hi", then, bye', "a,b", [], [])
     line = c.encode(cmd)
     assert c.decode(line) == cmd
 
 
 def test_encoding_agrees_with_an_independent_csv_reader():
-    cmd = c.add_scan_result("10.0.0.2", "QualysGuard", 99, 53, "udp", 'Weird "title", with commas',
+    cmd = builders.add_scan_result("10.0.0.2", "QualysGuard", 99, 53, "udp", 'Weird "title", with commas',
                             "  leading spaces kept ", ["CVE-1"], [])
     fields = next(csv.reader(io.StringIO(c.encode(cmd))))
     assert fields[0] == "AddScanResult"
@@ -59,15 +60,15 @@ def test_every_command_of_the_reference_table_round_trips():
 
 
 def test_ascii_text_keeps_the_meaning_of_typographic_text():
-    assert c.ascii_text("Microsoft\u2019s \u201cCaf\u00e9\u201d \u2014 r\u00e9sum\u00e9\u2026 \u00ae") == 'Microsoft\'s "Cafe" - resume... (R)'
-    assert c.ascii_text("plain\n text ") == "plain text"
-    assert c.ascii_text("\u65e5\u672c OS \u2713") == "OS"
+    assert ascii_text("Microsoft\u2019s \u201cCaf\u00e9\u201d \u2014 r\u00e9sum\u00e9\u2026 \u00ae") == 'Microsoft\'s "Cafe" - resume... (R)'
+    assert ascii_text("plain\n text ") == "plain text"
+    assert ascii_text("\u65e5\u672c OS \u2713") == "OS"
 
 
 def test_newlines_are_refused_and_clean_text_removes_them():
     with pytest.raises(c.CommandSyntaxError):
         c.encode(c.Command("SetSource", ("a\nb",)))
-    assert c.clean_text("a\n\tb   c\r\n") == "a b c"
+    assert clean_text("a\n\tb   c\r\n") == "a b c"
 
 
 def test_unbalanced_quotes_are_a_syntax_error():
@@ -83,23 +84,23 @@ def test_id_lists_need_their_header_and_lose_the_cve_prefix():
 
 
 def test_fit_shortens_description_first_then_title():
-    cmd = c.add_scan_result("10.0.0.1", "QualysGuard", 1, 80, "tcp", "T" * 100, "D" * 1000, [], [])
-    fitted, shortened = c.fit(cmd, 300)
+    cmd = builders.add_scan_result("10.0.0.1", "QualysGuard", 1, 80, "tcp", "T" * 100, "D" * 1000, [], [])
+    fitted, shortened = fitting.fit(cmd, 300)
     assert shortened and len(c.encode_line(fitted)) <= 300
     assert fitted.arg("name") == "T" * 100 and fitted.arg("desc").endswith("...")
-    fitted, _ = c.fit(cmd, 120)
+    fitted, _ = fitting.fit(cmd, 120)
     assert len(c.encode_line(fitted)) <= 120 and fitted.arg("desc") == ""
 
 
 def test_fit_counts_doubled_quotes_and_multibyte_characters():
-    cmd = c.add_scan_result("10.0.0.1", "Q", 1, None, None, "t", '"é"' * 200, [], [])
-    fitted, _ = c.fit(cmd, 200)
+    cmd = builders.add_scan_result("10.0.0.1", "Q", 1, None, None, "t", '"é"' * 200, [], [])
+    fitted, _ = fitting.fit(cmd, 200)
     assert len(c.encode_line(fitted)) <= 200
 
 
 def test_replies_are_error_lines_then_done():
-    text = c.format_reply(["Wrong protocol icmp [HostInput.pm,120]"], 7)
-    reply = c.parse_reply(text)
+    text = replies.format_reply(["Wrong protocol icmp [HostInput.pm,120]"], 7)
+    reply = replies.parse_reply(text)
     assert reply.errors == ("Wrong protocol icmp [HostInput.pm,120]",) and reply.processed == 7
     assert not reply.ok
-    assert c.parse_reply("Done processing 3 commands.\n").ok
+    assert replies.parse_reply("Done processing 3 commands.\n").ok

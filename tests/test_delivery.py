@@ -3,7 +3,8 @@ import pytest
 
 from qualys_connector.delivery import DeliveryStats, send_file
 from qualys_connector.errors import FMCProtocolError, FMCRejected, LineTooLong
-from qualys_connector.hostinput import commands, tlv
+from qualys_connector import hostinput
+from qualys_connector.hostinput import tlv
 from qualys_connector.hostinput.client import ServerReply
 
 
@@ -23,43 +24,43 @@ class FakeClient:
         self.payloads.append(payload)
         count = payload.count(b"\n")
         errors = ["Failed to Execute Command: bad"] if n in self.errors_on else []
-        return ServerReply(tlv.DATA, commands.parse_reply(commands.format_reply(errors, count)))
+        return ServerReply(tlv.DATA, hostinput.parse_reply(hostinput.format_reply(errors, count)))
 
 
 def spool(tmp_path, lines):
     path = tmp_path / "spool.csv"
-    path.write_bytes(b"".join(commands.encode_line(c) for c in lines))
+    path.write_bytes(b"".join(hostinput.encode_line(c) for c in lines))
     return str(path)
 
 
 def scan(i, desc="d"):
-    return commands.add_scan_result(f"10.0.0.{i % 250}", "QualysGuard", i, 80, "tcp", f"t{i}", desc, [], [])
+    return hostinput.add_scan_result(f"10.0.0.{i % 250}", "QualysGuard", i, 80, "tcp", f"t{i}", desc, [], [])
 
 
 def test_everything_is_sent_once_in_order(tmp_path):
-    lines = [commands.set_source("QualysGuard")] + [scan(i) for i in range(500)] + [commands.scan_flush()]
+    lines = [hostinput.set_source("QualysGuard")] + [scan(i) for i in range(500)] + [hostinput.scan_flush()]
     client = FakeClient(max_size=1000)
     stats = send_file(spool(tmp_path, lines), client, shorten=False)
     body = [l for p in client.payloads for l in p.splitlines() if not l.startswith(b"SetSource")]
-    assert body == [commands.encode(c).encode() for c in lines[1:]]
+    assert body == [hostinput.encode(c).encode() for c in lines[1:]]
     assert stats.messages_acked == stats.messages_total == len(client.payloads)
 
 
 def test_scan_results_are_shortened_to_fit_only_when_allowed(tmp_path):
-    lines = [commands.set_source("QualysGuard"), scan(1, "x" * 5000), commands.scan_flush()]
+    lines = [hostinput.set_source("QualysGuard"), scan(1, "x" * 5000), hostinput.scan_flush()]
     path = spool(tmp_path, lines)
     with pytest.raises(LineTooLong):
         send_file(path, FakeClient(max_size=1024), shorten=False)
     client = FakeClient(max_size=1024)
     stats = send_file(path, client, shorten=True)
     assert stats.shortened == 1 and all(len(p) <= 1024 for p in client.payloads)
-    sent = commands.decode(client.payloads[0].splitlines()[1].decode())
+    sent = hostinput.decode(client.payloads[0].splitlines()[1].decode())
     assert sent.arg("desc").endswith("...") and sent.arg("vuln_id") == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spool.csv"]   # the shortened copy is gone
 
 
 def test_error_replies_are_counted_and_raised_after_everything_was_sent(tmp_path):
-    lines = [commands.set_source("Q")] + [scan(i) for i in range(100)]
+    lines = [hostinput.set_source("Q")] + [scan(i) for i in range(100)]
     client = FakeClient(max_size=600, errors_on={2})
     stats = DeliveryStats()
     with pytest.raises(FMCRejected) as info:
@@ -69,7 +70,7 @@ def test_error_replies_are_counted_and_raised_after_everything_was_sent(tmp_path
 
 
 def test_a_dropped_connection_says_how_many_messages_were_acknowledged(tmp_path):
-    lines = [commands.set_source("Q")] + [scan(i) for i in range(100)]
+    lines = [hostinput.set_source("Q")] + [scan(i) for i in range(100)]
     stats = DeliveryStats()
     with pytest.raises(FMCProtocolError) as info:
         send_file(spool(tmp_path, lines), FakeClient(max_size=600, drop_on=4), shorten=False, stats=stats)

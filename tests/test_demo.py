@@ -6,7 +6,7 @@ import sys
 
 def test_demo_runs_end_to_end_and_the_network_map_matches(tmp_path):
     run_dir = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "qualys_connector.demo", "--dir", str(run_dir),
+    result = subprocess.run([sys.executable, "-m", "qualys_connector.emulators.demo", "--dir", str(run_dir),
                              "--hosts", "300", "--vulns", "4"], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "MATCH: every finding inside ip_ranges arrived exactly once" in result.stdout

@@ -141,7 +141,7 @@ def test_bad_pkcs12_files_are_one_clear_line(tmp_path, pki, fmc, lock_dir, case)
 
 
 def test_legacy_pkcs12_encryptions_work(tmp_path, pki, fmc, lock_dir):
-    from qualys_connector.pki import write_client_pkcs12
+    from qualys_connector.emulators.pki import write_client_pkcs12
     source = write_csv(tmp_path / "in.csv", sample_lines(2))
     for encryption in ("3des", "rc2", "aes", "none"):
         path = tmp_path / f"{encryption}.pkcs12"

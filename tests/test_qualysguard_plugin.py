@@ -151,3 +151,19 @@ def test_a_line_that_cannot_be_shortened_enough_is_written_with_a_warning(tmp_pa
     assert "10.20.30.41 QID 38601 is" in result.stderr and "will refuse it" in result.stderr
     assert len([l for l in lines if ",38601," in l]) == 1
 
+
+
+def test_an_icmp_twin_of_a_host_level_finding_is_sent_and_counted_once(tmp_path, lock_dir):
+    # The FMC cannot tell an icmp result from a host-level one of the same QID: one line, one count.
+    twin = ('<VULN_INFO>\n          <QID id="qid_82003">82003</QID>\n          <TYPE>Vuln</TYPE>\n'
+            '          <PROTOCOL>icmp</PROTOCOL>\n        </VULN_INFO>\n        <VULN_INFO>\n'
+            '          <QID id="qid_82003">82003</QID>')
+    report = sample_variant(tmp_path, '<VULN_INFO>\n          <QID id="qid_82003">82003</QID>', twin)
+    plain, _ = dry_run(tmp_path)
+    lines, result = dry_run(tmp_path, report_file=report)
+    (line,) = [l for l in lines if ",82003," in l]
+    assert ',82003,,,"ICMP Timestamp Request"' in line
+    assert lines == plain
+    counts = result.stderr.splitlines()[-1].split("Summary: ")[1].split(" elapsed=")[0]
+    plain_counts = dry_run(tmp_path)[1].stderr.splitlines()[-1].split("Summary: ")[1].split(" elapsed=")[0]
+    assert counts == plain_counts and "findings=" in counts

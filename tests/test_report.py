@@ -297,3 +297,37 @@ def test_open_report_has_read_everything_before_it_returns(tmp_path):
         assert report.stats.hosts_total == 3 and report.stats.findings_kept == 9 and len(report.glossary) == 7
         path.unlink()
         assert [(h.ip, [(f.qid, f.type, f.port, f.protocol) for f in h.findings]) for h in report.hosts()] == SAMPLE_ALL
+
+
+# ---------------------------------------------------------------- findings as the FMC sees them
+@pytest.mark.parametrize("port, protocol, target", [
+    (443, "tcp", (443, "tcp")), (53, "udp", (53, "udp")),
+    (None, "icmp", (None, None)), (None, None, (None, None)),   # icmp and host level look alike
+    (0, "tcp", (None, None)), (None, "tcp", (None, None)), (80, "sctp", (None, None)),
+])
+def test_a_findings_target_is_port_and_protocol_together_or_neither(port, protocol, target):
+    finding = Finding(7, "Vuln", port, protocol)
+    assert finding.target == target and finding.fmc_key == (7, *target)
+
+
+def test_distinct_by_the_fmc_key_keeps_one_of_an_icmp_and_a_host_level_twin(tmp_path):
+    from operator import attrgetter
+
+    from qualys_connector.emulators.qualys.reportgen import expected_findings, generate_report
+    shape = dict(hosts=400, vulns_per_host=6, distinct_qids=5, seed=11)
+    path = tmp_path / "twins.xml"
+    with open(path, "wb") as out:
+        generate_report(out, **shape)
+    # Independently: the generator's distinct (qid, port, protocol), then icmp folded into host level.
+    want, seen = [], set()
+    for ip, qid, port, proto, kind in expected_findings(**shape):
+        key = (ip, qid) + ((port, proto) if proto in ("tcp", "udp") and port else (None, None))
+        if key not in seen:
+            seen.add(key)
+            want.append((ip, qid, port, proto, kind))
+    assert len(want) < len(list(expected_findings(**shape)))      # the shape does hold twins
+    with open_report(str(path), vuln_types=ALL, distinct_by=attrgetter("fmc_key")) as report:
+        got = [(h.ip, f.qid, f.port, f.protocol, f.type) for h in report.hosts() for f in h.findings]
+        stats = report.stats
+    assert got == want
+    assert_invariants(stats)

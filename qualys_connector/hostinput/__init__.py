@@ -1,13 +1,20 @@
 """The FMC host input protocol: the command language, TLV framing, batching, and a TLS client.
 
-``commands``, ``tlv`` and ``batching`` are pure (no I/O) and shared by the CSV writer, the client
-and the FMC emulator; ``client`` is the only module here that touches a socket.
+``codec`` (encode/decode a command line), ``builders`` (the commands the connector writes),
+``fitting`` (shorten a line to MAX_SIZE), ``replies`` (the server's answer), ``tlv`` and
+``batching`` are pure (no I/O) and shared by the CSV writer, the client and the FMC emulator;
+``client`` is the only module here that touches a socket.
 """
 from .batching import Batcher, LineTooLongError
+from .builders import add_host, add_scan_result, scan_flush, set_domain, set_os, set_source
 from .client import DEFAULT_PORT, HostInputClient, ServerReply
-from .commands import Command, CommandSyntaxError, Reply, decode, encode, encode_line, parse_reply
+from .codec import (BUGTRAQ_HEADER, CVE_HEADER, Command, CommandSyntaxError, decode, encode, encode_args,
+                    encode_line, id_list_field)
+from .fitting import fit
+from .replies import Reply, format_reply, parse_reply
 from .tlv import Frame, FrameDecoder, FramingError
 
-__all__ = ["Batcher", "Command", "CommandSyntaxError", "DEFAULT_PORT", "Frame", "FrameDecoder", "FramingError",
-           "HostInputClient", "LineTooLongError", "Reply", "ServerReply", "decode", "encode", "encode_line",
-           "parse_reply"]
+__all__ = ["BUGTRAQ_HEADER", "Batcher", "CVE_HEADER", "Command", "CommandSyntaxError", "DEFAULT_PORT", "Frame",
+           "FrameDecoder", "FramingError", "HostInputClient", "LineTooLongError", "Reply", "ServerReply",
+           "add_host", "add_scan_result", "decode", "encode", "encode_args", "encode_line", "fit",
+           "format_reply", "id_list_field", "parse_reply", "scan_flush", "set_domain", "set_os", "set_source"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .commands import HEADER_COMMANDS
+from .codec import HEADER_COMMANDS
 
 
 class LineTooLongError(ValueError):

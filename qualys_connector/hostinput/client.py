@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import FMCCertificateRejected, FMCConnectError, FMCProtocolError
 from . import tlv
-from .commands import Reply, parse_reply
+from .replies import Reply, parse_reply
 
 DEFAULT_PORT = 8307
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 import re
 
-from ..hostinput.commands import clean_text
+from ..text import clean_text
 from ..records import Vuln
 
 # Only things that look like tags (a letter or "/" after "<", or a comment) are removed, so a

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import html
 import ipaddress
-from typing import Callable, Collection
+from operator import attrgetter
+from typing import Callable, Collection, Hashable
 
-from ..hostinput.commands import clean_text
+from ..text import clean_text
 from ..logsetup import get_logger
 from ..records import Finding
 from .glossary import parse_qid
@@ -32,10 +33,11 @@ class FindingTable:
     QIDs x ports in use (the raw-text cache in front of it has a hard limit).
     """
 
-    def __init__(self, vuln_types: Collection[str]):
+    def __init__(self, vuln_types: Collection[str], distinct_by: Callable[[Finding], Hashable] = attrgetter("key")):
         self.findings: list[Finding] = []
         self.counts: list[int] = []
-        self.dedup_ids: list[int] = []          # id -> id of its (qid, port, protocol)
+        self.dedup_ids: list[int] = []          # id -> id of its distinct_by key
+        self._distinct_by = distinct_by
         self._types = {t.strip().casefold() for t in vuln_types}
         self._by_raw: dict[tuple, int] = {}
         self._by_finding: dict[Finding, int] = {}
@@ -66,7 +68,7 @@ class FindingTable:
             code = len(self.findings)
             self.findings.append(finding)
             self.counts.append(0)
-            self.dedup_ids.append(self._by_key.setdefault(finding.key, len(self._by_key)))
+            self.dedup_ids.append(self._by_key.setdefault(self._distinct_by(finding), len(self._by_key)))
             self._by_finding[finding] = code
         return code
 
@@ -197,7 +199,8 @@ class HostReader:
                     self._warn("qid", "skipped a finding of %s without a numeric QID (%r)",
                                address, (qid or "")[:20])
                 continue
-            # The product dedups on (qid, port, protocol) (DESIGN.md §4). The spec (§3.4) notes Qualys
+            # The product dedups on (qid, port, protocol) (DESIGN.md §4), or on what the caller's
+            # distinct_by says (the QualysGuard plugin: Finding.fmc_key). The spec (§3.4) notes Qualys
             # also repeats a QID per SSL flag, FQDN or INSTANCE; those collapse here on purpose,
             # since the FMC's AddScanResult has no field that could tell them apart.
             key = dedup_ids[code]

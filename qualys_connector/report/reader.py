@@ -12,12 +12,13 @@ XML would cost a whole one.
 """
 from __future__ import annotations
 
-from typing import Callable, Collection, Iterator
+from operator import attrgetter
+from typing import Callable, Collection, Hashable, Iterator
 
 from lxml import etree
 
 from ..errors import QualysReportError, ReportFormatError
-from ..hostinput.commands import clean_text
+from ..text import clean_text
 from ..logsetup import get_logger
 from ..records import Finding, Host, Vuln
 from .glossary import placeholder, vuln_from_element
@@ -79,14 +80,16 @@ class Report:
 
 def open_report(path: str, *, include: Callable[[str], bool] = lambda ip: True,
                 vuln_types: Collection[str] = ("Vuln", "Practice"), min_severity: int = 1,
-                progress: Callable[[int], None] | None = None, spool_dir: str | None = None) -> Report:
+                progress: Callable[[int], None] | None = None, spool_dir: str | None = None,
+                distinct_by: Callable[[Finding], Hashable] = attrgetter("key")) -> Report:
     """Parse ``path`` completely, or raise; never returns half a report.
 
     Raises ReportFormatError (truncated, malformed, hostile, not a report), QualysError (a
     SIMPLE_RETURN error envelope), QualysReportError (an ERROR inside the report),
     InputFileError (the file cannot be read). ``include`` gets the address the FMC will see;
     ``progress(hosts_seen)`` is called every PROGRESS_EVERY hosts (exceptions it raises,
-    such as a stop request, abort the parse and remove the spool).
+    such as a stop request, abort the parse and remove the spool). A host's findings are
+    distinct by ``distinct_by(finding)``: (qid, port, protocol) unless the caller says otherwise.
     """
     root_tag = inspect_root(path)
     if root_tag == "SIMPLE_RETURN":
@@ -95,7 +98,7 @@ def open_report(path: str, *, include: Callable[[str], bool] = lambda ip: True,
         raise ReportFormatError(f"the file is not an ASSET_DATA_REPORT (its root element is <{root_tag}>)",
                                 "the template must be a scan template with XML output")
     stats = ReportStats()
-    table = FindingTable(vuln_types)
+    table = FindingTable(vuln_types, distinct_by)
     spool = Spool(spool_dir)
     try:
         with translated(path):

@@ -24,7 +24,7 @@ class ReportStats:
     findings_filtered: int = 0       # dropped by vuln_types or min_severity (sum of the next two)
     findings_filtered_type: int = 0
     findings_filtered_severity: int = 0
-    duplicates_dropped: int = 0      # same (qid, port, protocol) again on one host
+    duplicates_dropped: int = 0      # same (qid, port, protocol) again on one host (or open_report's distinct_by)
     findings_outside_ranges: int = 0  # VULN_INFO of hosts refused by ``include``
     findings_invalid: int = 0        # VULN_INFO without a numeric QID
     qids_without_glossary: int = 0   # distinct QIDs of kept findings missing from the glossary

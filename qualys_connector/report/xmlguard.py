@@ -12,7 +12,7 @@ from typing import Iterator
 from lxml import etree
 
 from ..errors import InputFileError, QualysError, ReportFormatError
-from ..hostinput.commands import clean_text
+from ..text import clean_text
 
 # Never resolve entities, never load the external DTD Qualys names in its DOCTYPE, never touch
 # the network; huge_tree because RESULT texts can exceed libxml2's default node size limit

@@ -24,7 +24,7 @@ def main():
               help="Encrypt client.pkcs12 with the password in this environment variable.")
 def init_pki_command(directory, client_password_env):
     """Mint a CA, the emulator's server certificate and a client PKCS#12 into DIRECTORY."""
-    from ...pki import init_pki
+    from ..pki import init_pki
     password = os.environ.get(client_password_env) if client_password_env else None
     if client_password_env and not password:
         raise click.UsageError(f"the environment variable {client_password_env} is empty")

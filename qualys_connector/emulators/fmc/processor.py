@@ -18,7 +18,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from ...hostinput import commands as c
+from ...hostinput import codec as c
+from ...hostinput.replies import format_reply
 from .netmap import NetworkMap, ScanResult
 
 log = logging.getLogger("qualys_connector.fmc_emulator")
@@ -125,7 +126,7 @@ class Session:
             except _Fail as exc:
                 errors.append(str(exc))
         self.stats.add(commands=processed, error_lines=len(errors))
-        return c.format_reply(errors, processed)
+        return format_reply(errors, processed)
 
     def close(self) -> None:
         """End of connection: what is still queued is applied as a ScanUpdate (spec §1.4) — queued

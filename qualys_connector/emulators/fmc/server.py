@@ -14,7 +14,7 @@ import ssl
 import threading
 
 from ...hostinput import tlv
-from ...hostinput.commands import format_reply
+from ...hostinput.replies import format_reply
 from .netmap import NetworkMap
 from .processor import Session, Stats
 

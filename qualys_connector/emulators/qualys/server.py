@@ -230,7 +230,7 @@ class QualysEmulator:
         self._server = server_class((self.host, self.requested_port), Handler)
         self._server.daemon_threads = True
         if self.tls_dir:
-            from ...pki import init_pki
+            from ..pki import init_pki
             paths = init_pki(self.tls_dir, hosts=("localhost", "127.0.0.1", "::1"))
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(paths.server_cert, paths.server_key)

@@ -11,7 +11,6 @@ with ``SetMap:<name>`` as its first field; fields can never contain a newline.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 # Field order per command, from the server's own field table (spec §1.2). Unsure there [?]: the
@@ -96,39 +95,7 @@ class Command:
         return self.name in FIELDS
 
 
-# ------------------------------------------------------------------------ builders
-def set_source(name: str) -> Command:
-    return Command("SetSource", (name,))
-
-
-def set_domain(domain: str) -> Command:
-    return Command("SetDomain", (domain,))
-
-
-def add_host(ip: str, mac: str | None = None) -> Command:
-    return Command("AddHost", (ip,) if mac is None else (ip, mac))
-
-
-def set_os(ip: str, vendor: str, product: str, version: str) -> Command:
-    return Command("SetOS", (ip, vendor, product, version))
-
-
-def add_scan_result(ip: str, scanner: str, vuln_id: int | str | None, port: int | str | None,
-                    proto: str | None, name: str, desc: str, cve_ids=(), bugtraq_ids=()) -> Command:
-    return Command("AddScanResult", (
-        ip, scanner, "" if vuln_id is None else str(vuln_id), "" if port is None else str(port),
-        proto or "", name, desc, id_list_field(CVE_HEADER, cve_ids),
-        id_list_field(BUGTRAQ_HEADER, bugtraq_ids)))
-
-
-def scan_flush() -> Command:
-    return Command("ScanFlush")
-
-
-def scan_update() -> Command:
-    return Command("ScanUpdate")
-
-
+# ------------------------------------------------------------------------ id lists
 def id_list_field(header: str, ids) -> str:
     """``cve_ids: CVE-1 CVE-2`` — the header is mandatory, ids are whitespace separated."""
     ids = [str(i).strip() for i in ids if str(i).strip()]
@@ -144,42 +111,6 @@ def parse_id_list(header: str, text: str | None) -> list[str]:
     if header == CVE_HEADER:
         ids = [i[4:] if i.upper().startswith("CVE-") else i for i in ids]
     return ids
-
-
-# ------------------------------------------------------------------------ text hygiene
-_WS = re.compile(r"\s+")
-
-
-_ODD_SPACE = re.compile(r"[^\S ]|  ")
-
-
-def clean_text(text: str | None) -> str:
-    """Collapse all whitespace (newlines included) to single spaces; fields may not hold newlines."""
-    if not text:
-        return ""
-    if _ODD_SPACE.search(text) is None:     # the common case: nothing to collapse
-        return text.strip()
-    return _WS.sub(" ", text).strip()
-
-
-# The stock FMC host input module did not handle UTF-8 (host-input spec §1.1: a third party had to
-# patch it), and the SDK's plugins strip non-ASCII. Whether a current FMC copes is unknown [?], so
-# free text from reports is folded to ASCII by default: accents dropped, typographic punctuation
-# replaced by its plain form, anything else removed.
-_PUNCTUATION = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-                              "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"', "\u00ab": '"',
-                              "\u00bb": '"', "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-",
-                              "\u2014": "-", "\u2015": "-", "\u2212": "-", "\u2026": "...", "\u00a0": " ",
-                              "\u2022": "*", "\u00ae": "(R)", "\u00a9": "(C)", "\u2122": "(TM)"})
-
-
-def ascii_text(text: str | None) -> str:
-    """``clean_text`` folded to ASCII, for FMCs whose host input module does not handle UTF-8."""
-    text = clean_text(text)
-    if text.isascii():
-        return text
-    text = unicodedata.normalize("NFKD", text.translate(_PUNCTUATION))
-    return clean_text(text.encode("ascii", "ignore").decode("ascii"))
 
 
 # ------------------------------------------------------------------------ encoder
@@ -293,77 +224,3 @@ def decode(line: str) -> Command | None:
         if not fields:
             raise CommandSyntaxError("SetMap: prefix without a command")
     return Command(fields[0], tuple(fields[1:]), map_name)
-
-
-# ------------------------------------------------------------------------ fitting
-def fit(command: Command, limit: int) -> tuple[Command, bool]:
-    """Shorten an AddScanResult's description, then its title, until its line fits ``limit`` bytes.
-
-    Returns the (possibly new) command and whether it was shortened. Other commands are
-    returned as they are; the caller decides whether a line that still does not fit is an error.
-    """
-    line = encode_line(command)
-    if len(line) <= limit or command.name != "AddScanResult":
-        return command, False
-    args = list(command.args)
-    for index in (6, 5):  # desc, then name
-        if index >= len(args):
-            continue
-        excess = len(encode_line(Command(command.name, tuple(args), command.map_name))) - limit
-        if excess <= 0:
-            break
-        args[index] = _cut_utf8(args[index], excess)
-    return Command(command.name, tuple(args), command.map_name), True
-
-
-def _cut_utf8(text: str, excess: int) -> str:
-    """Drop at least ``excess`` encoded bytes from the end of ``text`` (quotes count double)."""
-    suffix = "..."
-    while text:
-        cost = len(text.encode()) + text.count('"')
-        target = cost - excess - len(suffix)
-        if target <= 0:
-            return ""
-        out, size = [], 0
-        for ch in text:
-            w = len(ch.encode()) + (1 if ch == '"' else 0)
-            if size + w > target:
-                break
-            out.append(ch)
-            size += w
-        return "".join(out).rstrip() + suffix
-    return text
-
-
-# ------------------------------------------------------------------------ replies
-_DONE = re.compile(r"^Done processing (\d+) commands\.\s*$")
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What the server said about one DATA message: error lines and the processed count."""
-
-    errors: tuple[str, ...]
-    processed: int | None   # None when the "Done processing" line is missing
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and self.processed is not None
-
-
-def format_reply(errors, processed: int) -> str:
-    lines = [e for e in errors] + [f"Done processing {processed} commands."]
-    return "\n".join(lines) + "\n"
-
-
-def parse_reply(text: str) -> Reply:
-    errors, processed = [], None
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        match = _DONE.match(line.strip())
-        if match:
-            processed = int(match.group(1))
-        else:
-            errors.append(line.strip())
-    return Reply(tuple(errors), processed)

@@ -42,8 +42,8 @@ def _wait_port(path: str, proc: subprocess.Popen, what: str, timeout: float = 30
 
 
 def expected_findings(hosts: int, vulns: int, ip_ranges: str) -> Counter:
-    from .emulators.qualys.reportgen import expected_findings as gen
-    from .ipranges import IPRanges
+    from .qualys.reportgen import expected_findings as gen
+    from ..ipranges import IPRanges
 
     ranges = IPRanges.parse(ip_ranges)
     out: Counter = Counter()

@@ -1,0 +1,76 @@
+"""What the core asks of an input plugin, and what a plugin gets to work with.
+
+The core (``pipeline``) calls plugins only through ``InputPlugin`` and never asks for a plugin's
+name: what differs between plugins (a configuration to check early, the key of the run lock) is
+a call on the protocol. The core never imports ``input_plugins`` either: the command-line edge
+finds plugins and hands its lookup in with ``use_plugins``.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Protocol, Sequence, runtime_checkable
+
+from .errors import Interrupted
+from .runinfo import Summary
+
+
+@dataclass
+class Job:
+    """What a plugin gets: where to write, what to count, how to notice a stop request."""
+
+    plugininfo: str | None
+    out: BinaryIO
+    summary: Summary
+    log: object
+    stop: threading.Event
+    template_id: str | None = None
+    config: object = None
+    sleep: Callable[[float], None] = time.sleep
+    # Longest line a plugin may write, or None: when sending, delivery shortens lines to the
+    # MAX_SIZE the FMC announces; with -csvfile there is no FMC to ask.
+    max_size: int | None = None
+
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Interrupted("stopped on request")
+
+
+@runtime_checkable
+class InputPlugin(Protocol):
+    """An input plugin (a module of ``input_plugins/`` satisfies it as it is)."""
+
+    NAME: str                                   # as the user spells it on the command line
+    SUMMARY: str                                # one line for the version screen
+    PARAMETERS: Sequence[tuple[str, str]]       # what -plugininfo means and which keys it reads
+    SHORTEN: bool                               # may delivery shorten its lines to fit MAX_SIZE?
+
+    def default_plugininfo(self) -> str | None:
+        """The -plugininfo used when none is given."""
+
+    def load_config(self, plugininfo: str | None, template_id: str | None) -> object | None:
+        """Read and check the configuration before any long work starts; None if there is none."""
+
+    def lock_key(self, plugininfo: str | None) -> str:
+        """What two runs must not work on at once (an absolute path): the run lock's key."""
+
+    def produce(self, job: Job) -> None:
+        """Write encoded host input lines to ``job.out``, counting into ``job.summary``."""
+
+
+_find: Callable[[str], InputPlugin] | None = None
+
+
+def use_plugins(find: Callable[[str], InputPlugin]) -> None:
+    """The edge hands in its plugin lookup (name -> plugin; raises UsageError for unknown names)."""
+    global _find
+    _find = find
+
+
+def find_plugin(name_or_plugin: str | InputPlugin) -> InputPlugin:
+    if not isinstance(name_or_plugin, str):
+        return name_or_plugin
+    if _find is None:
+        raise RuntimeError("no input plugins were handed in: the edge calls plugin.use_plugins() first")
+    return _find(name_or_plugin)
