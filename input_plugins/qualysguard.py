@@ -3,7 +3,7 @@
 Steps: load ``QualysGuard.yaml`` → have Qualys build the template's report and stream it to
 a temp file (or take ``report_file``) → parse it completely (nothing is sent for a broken
 report) → one ``AddScanResult`` per distinct (QID, port, protocol) of every host inside
-``ip_ranges``, exactly as DESIGN.md §4 describes.
+``ip_ranges``, exactly as README "What the QualysGuard plugin sends" describes.
 """
 from __future__ import annotations
 
@@ -143,8 +143,8 @@ def write_commands(report, cfg, job) -> None:
         return text
 
     debug = job.log.isEnabledFor(10)
-    # SetDomain first: SetSource needs a leaf domain (spec §1.2), and a parent-domain certificate
-    # starts every DATA message in its own, non-leaf domain (§2.1). DESIGN.md §4 lists SetSource
+    # SetDomain first: SetSource needs a leaf domain (docs/host-input.md §1.2), and a parent-domain certificate
+    # starts every DATA message in its own, non-leaf domain (§2.1). README "What the QualysGuard plugin sends" lists SetSource
     # first; with a domain set that order would fail on such an FMC, so we reverse it.
     if cfg.domain:
         emit(hostinput.set_domain(cfg.domain))

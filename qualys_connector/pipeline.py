@@ -27,7 +27,7 @@ __all__ = ["CSV_MAX_SIZE", "InputPlugin", "Job", "Options", "Summary", "check_ou
            "prepare", "run"]
 
 # MAX_SIZE assumed for -csvfile, where no FMC announces one: the emulator's default. The value of
-# real FMCs is not published (host-input spec §2.1 [?]).
+# real FMCs is not published (docs/host-input.md §2.1 [?]).
 CSV_MAX_SIZE = 65536
 
 

@@ -1,4 +1,4 @@
-"""``QualysGuard.yaml``: every key of DESIGN.md §3, validated, with the key and line in errors."""
+"""``QualysGuard.yaml``: every key of README "QualysGuard.yaml", validated, with the key and line in errors."""
 from __future__ import annotations
 
 import os

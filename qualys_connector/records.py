@@ -27,7 +27,7 @@ class Finding:
         """(port, protocol) as an AddScanResult carries them: both, or neither (host level).
 
         icmp, a port-less protocol and port 0 become host level, as the FMC wants (host-input
-        spec §1.3). The one place this rule lives.
+        docs/host-input.md §1.3). The one place this rule lives.
         """
         if self.protocol in ("tcp", "udp") and self.port:
             return self.port, self.protocol

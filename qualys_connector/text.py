@@ -23,7 +23,7 @@ def clean_text(text: str | None) -> str:
     return _WS.sub(" ", text).strip()
 
 
-# The stock FMC host input module did not handle UTF-8 (host-input spec §1.1: a third party had to
+# The stock FMC host input module did not handle UTF-8 (docs/host-input.md §1.1: a third party had to
 # patch it), and the SDK's plugins strip non-ASCII. Whether a current FMC copes is unknown [?], so
 # free text from reports is folded to ASCII by default: accents dropped, typographic punctuation
 # replaced by its plain form, anything else removed.

@@ -1,4 +1,4 @@
-"""Old Perl command lines keep working (DESIGN.md §2)."""
+"""Old Perl command lines keep working (README "qualys-connector")."""
 import pytest
 
 from qualys_connector.argv import normalize

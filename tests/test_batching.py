@@ -1,4 +1,4 @@
-"""Cutting lines into DATA messages (DESIGN.md §5)."""
+"""Cutting lines into DATA messages (README "On the wire")."""
 import pytest
 
 from qualys_connector.hostinput.batching import Batcher, LineTooLongError, command_name

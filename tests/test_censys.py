@@ -1,4 +1,4 @@
-"""censys-qualys end to end: Censys ASM emulator → censys-qualys → Qualys emulator (DESIGN.md §7)."""
+"""censys-qualys end to end: Censys ASM emulator → censys-qualys → Qualys emulator (README "censys-qualys")."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""The host input command language, as the FMC reads it (host-input spec §1)."""
+"""The host input command language, as the FMC reads it (docs/host-input.md §1)."""
 import csv
 import io
 

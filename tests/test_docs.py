@@ -63,8 +63,6 @@ def test_no_other_tracked_file_but_python_names_a_file_outside_the_repository():
     assert mentions_outside(others) == []
 
 
-@pytest.mark.xfail(strict=False, reason="code comments still name the shared spec; rewritten when "
-                                        "the refactor branches are merged")
 def test_no_python_file_names_a_file_outside_the_repository():
     python = [name for name in tracked_files() if name.endswith(".py")]
     assert mentions_outside(python) == []

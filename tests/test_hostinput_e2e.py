@@ -69,7 +69,7 @@ def test_ipv4_and_ipv6(tmp_path, pki, lock_dir, family):
 
 @pytest.mark.parametrize("reply_type", [1, 2, 7])
 def test_replies_are_read_whatever_their_frame_type(tmp_path, pki, lock_dir, reply_type):
-    """The reply's TLV type is unconfirmed (spec §2.1): only ERROR (4) means an error."""
+    """The reply's TLV type is unconfirmed (docs/host-input.md §2.1): only ERROR (4) means an error."""
     from qualys_connector.emulators.fmc.server import FMCEmulator
     source = write_csv(tmp_path / "in.csv", sample_lines(3))
     with FMCEmulator(pki=pki, accept_unknown_hosts=True, reply_type=reply_type) as fmc:

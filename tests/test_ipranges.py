@@ -1,4 +1,4 @@
-"""ip_ranges: which hosts go to the FMC (DESIGN.md §3)."""
+"""ip_ranges: which hosts go to the FMC (README "QualysGuard.yaml")."""
 import ipaddress
 import random
 

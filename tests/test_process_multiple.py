@@ -1,4 +1,4 @@
-"""process-multiple (DESIGN.md §6): one run per template, failures isolated, worst exit code."""
+"""process-multiple (README "process-multiple"): one run per template, failures isolated, worst exit code."""
 import os
 
 import pytest

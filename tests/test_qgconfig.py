@@ -1,4 +1,4 @@
-"""QualysGuard.yaml (DESIGN.md §3): every key validated, errors name the key and the line."""
+"""QualysGuard.yaml (README "QualysGuard.yaml"): every key validated, errors name the key and the line."""
 import os
 import textwrap
 

@@ -1,4 +1,4 @@
-"""The QualysGuard plugin's output, line by line (DESIGN.md §4)."""
+"""The QualysGuard plugin's output, line by line (README "What the QualysGuard plugin sends")."""
 import os
 
 from conftest import run_cli

@@ -1,4 +1,4 @@
-"""ASSET_DATA_REPORT parsing: what comes out of well-formed reports (qualys-api spec §3, DESIGN.md §4).
+"""ASSET_DATA_REPORT parsing: what comes out of well-formed reports (docs/qualys-api.md §3, README "What the QualysGuard plugin sends").
 
 Expectations are written from reading the XML fixtures by hand, not from running the parser.
 Hostile and broken input: test_report_hostile.py; size and memory: test_report_scale.py.

@@ -1,4 +1,4 @@
-"""TLV framing (host-input spec §2.1), checked against hand-packed bytes."""
+"""TLV framing (docs/host-input.md §2.1), checked against hand-packed bytes."""
 import struct
 
 import pytest

@@ -1,4 +1,4 @@
-"""``settings.yaml`` of censys-qualys (DESIGN.md §7), validated with the key and line in errors.
+"""``settings.yaml`` of censys-qualys (README "censys-qualys"), validated with the key and line in errors.
 
 The original tool silently ran with empty settings when the file was missing or broken, and
 its README and code disagreed on ``addHosts``/``addIps``: both spellings are accepted here.

@@ -1,6 +1,6 @@
 """Cut a stream of host input lines into DATA messages: pure, no I/O.
 
-Rules (DESIGN.md §5, host-input spec §2.1/§2.3): every DATA payload is at most the server's
+Rules (README "On the wire", docs/host-input.md §2.1/§2.3): every DATA payload is at most the server's
 MAX_SIZE bytes; a line is never split; the order of lines is kept exactly (the Perl SDK
 regrouped scan results by IP and let other lines overtake them); and the current ``Set*``
 header lines are repeated at the top of every message, because the server resets

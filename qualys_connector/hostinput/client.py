@@ -96,7 +96,7 @@ class HostInputClient:
             raise FMCConnectError(f"cannot connect to the FMC at {self.where}: {reason}",
                                   f"check -server/-port, that port {self.port} is open to this host and "
                                   "that the FMC has a host input client for it")
-        # Stop-and-wait over Nagle + delayed ACK stalls ~40 ms per message (spec §2.1b).
+        # Stop-and-wait over Nagle + delayed ACK stalls ~40 ms per message (docs/host-input.md §2.1b).
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self._sock = self.context.wrap_socket(raw, server_hostname=None)

@@ -3,7 +3,7 @@
 The CSV writer, the TLS client and the FMC emulator all go through this module, so what we
 write, what we send and what the emulator understands cannot drift apart.
 
-Facts from the host input spec (``shared/specs/host-input.md`` §1): one command per LF-terminated
+Facts from the host input spec (``docs/host-input.md`` §1): one command per LF-terminated
 line; fields are CSV with ``"`` quoting and ``""`` for a literal quote; the server trims
 whitespace around separators (Perl ``Text::CSV`` with ``allow_whitespace``); a line may start
 with ``SetMap:<name>`` as its first field; fields can never contain a newline.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Field order per command, from the server's own field table (spec §1.2). Unsure there [?]: the
+# Field order per command, from the server's own field table (docs/host-input.md §1.2). Unsure there [?]: the
 # accepted spellings of the SetSourceType value (any text is passed through), and whether an FMC
 # also takes the guide's plural SetValidVulns / SetInvalidVulns (we know only the parser's singular).
 FIELDS: dict[str, tuple[str, ...]] = {

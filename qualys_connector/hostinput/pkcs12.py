@@ -104,7 +104,7 @@ def client_context(identity: ClientIdentity, *, verify_server: str | None = None
     (``SSL_verify_mode 0``); we do the same by default, and verify when a CA file is given.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    # Which TLS versions a real FMC offers is undocumented (spec §2.2 [?]); the SDK left it to
+    # Which TLS versions a real FMC offers is undocumented (docs/host-input.md §2.2 [?]); the SDK left it to
     # OpenSSL, which negotiated 1.3 or 1.2. We refuse anything older than 1.2 on purpose.
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if verify_server:

@@ -1,7 +1,7 @@
 """TLV framing of the host input service: type (uint32 BE), length (uint32 BE), payload.
 
 Pure: ``encode_frame`` makes bytes, ``FrameDecoder`` turns any split of received bytes back
-into frames. The caller owns the socket. Spec: ``shared/specs/host-input.md`` §2.1.
+into frames. The caller owns the socket. Spec: ``docs/host-input.md`` §2.1.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class FrameDecoder:
     ``max_length`` bounds what a peer can make us buffer: a hostile or confused peer that
     announces a 4 GB frame is a protocol error, not an allocation. ``strict`` refuses frame
     types other than 1-4 (the server side); a client reading replies passes ``strict=False``,
-    because the type of the FMC's reply frame is not confirmed (spec §2.1 [?]: the SDK reads
+    because the type of the FMC's reply frame is not confirmed (docs/host-input.md §2.1 [?]: the SDK reads
     any type but MAX_SIZE alike).
     """
 

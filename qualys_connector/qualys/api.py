@@ -154,7 +154,7 @@ class QualysClient:
         """Launch → wait → fetch (streamed to ``dest``) → delete; returns the report ID.
 
         A report given up while Qualys still builds it (max_wait, SIGTERM) is canceled first
-        (spec §2.4: ``action=cancel`` stops a running report), then deleted.
+        (docs/qualys-api.md §2.4: ``action=cancel`` stops a running report), then deleted.
         """
         report_id = self.launch_report(template_id)
         finished = False

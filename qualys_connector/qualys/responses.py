@@ -1,6 +1,6 @@
 """Pure parsing of Qualys API v2 answers: SIMPLE_RETURN, REPORT_LIST_OUTPUT, IP_LIST_OUTPUT, limit headers.
 
-No I/O. The presence of CODE in a SIMPLE_RETURN is the failure signal (qualys-api spec §4.1);
+No I/O. The presence of CODE in a SIMPLE_RETURN is the failure signal (docs/qualys-api.md §4.1);
 limit headers are read case-insensitively in both spellings Qualys uses (§4.4).
 """
 from __future__ import annotations

@@ -29,17 +29,17 @@ from .responses import Limits, ResponseFormatError, SimpleReturn, as_int, parse_
 
 log = get_logger()
 
-# 2000 (bad login) and 2010 are unverified in public sources (spec §4.2; 2010 only in the seed);
+# 2000 (bad login) and 2010 are unverified in public sources (docs/qualys-api.md §4.2; 2010 only in the seed);
 # we treat them, like the documented 2001/2003/2007/2011, as "a person must act".
 AUTH_CODES = {"2000", "2010", "2001", "2003", "2007", "2011"}
 LOGIN_BUSY_CODE = "2014"       # too many concurrent logins [unverified]: retried like 1960
-# The report-slot limit is known only by its TEXT; no CODE for it is public (spec §2.1). Matched on
+# The report-slot limit is known only by its TEXT; no CODE for it is public (docs/qualys-api.md §2.1). Matched on
 # the text whether or not a CODE comes with it, so a CODE added by Qualys does not make it fatal.
 BUSY_TEXT = "max number of allowed reports already running"
 CONCURRENCY_BACKOFF = (15, 30, 60, 60, 60)
 UNAVAILABLE_BACKOFF = (10, 30, 60)
 
-# 429 belongs to Qualys's gateway APIs, not /api/2.0/fo/ (spec §4.3); handled alike anyway.
+# 429 belongs to Qualys's gateway APIs, not /api/2.0/fo/ (docs/qualys-api.md §4.3); handled alike anyway.
 RATE = "rate limit"
 RULES = (
     Rule(RATE, statuses=frozenset({409}), codes=frozenset({"1965"}), asked=True, attempts=10, jitter=True),

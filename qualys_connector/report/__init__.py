@@ -1,4 +1,4 @@
-"""Streaming reader of Qualys ASSET_DATA_REPORT XML (qualys-api spec §3, DESIGN.md §4).
+"""Streaming reader of Qualys ASSET_DATA_REPORT XML (docs/qualys-api.md §3, README "What the QualysGuard plugin sends").
 
     with open_report(path, include=ranges.__contains__, min_severity=2) as report:
         for host in report.hosts():

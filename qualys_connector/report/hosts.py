@@ -134,7 +134,7 @@ class HostReader:
                        clean_text(ip_text) or "?", clean_text(error)[:200])
             return None
         # The FMC must see the IPv6 address of a mapped host, not Qualys's IPv4 placeholder.
-        # Unverified (spec §3.8): no real capture shows IP/@v6; we follow the DTD fragment, and an
+        # Unverified (docs/qualys-api.md §3.8): no real capture shows IP/@v6; we follow the DTD fragment, and an
         # IPv6 literal in the IP text (newer tenants?) is accepted as well.
         raw_address = (v6 if v6 and v6.strip() else ip_text or "").strip()
         try:
@@ -199,7 +199,7 @@ class HostReader:
                     self._warn("qid", "skipped a finding of %s without a numeric QID (%r)",
                                address, (qid or "")[:20])
                 continue
-            # The product dedups on (qid, port, protocol) (DESIGN.md §4), or on what the caller's
+            # The product dedups on (qid, port, protocol) (README "What the QualysGuard plugin sends"), or on what the caller's
             # distinct_by says (the QualysGuard plugin: Finding.fmc_key). The spec (§3.4) notes Qualys
             # also repeats a QID per SSL flag, FQDN or INSTANCE; those collapse here on purpose,
             # since the FMC's AddScanResult has no field that could tell them apart.

@@ -130,7 +130,7 @@ def _one_pass(path: str, read_host: HostReader, spool: Spool, stats: ReportStats
             _add_vuln(elem, glossary, stats)
         elif tag == "ERROR":
             parent = elem.getparent()
-            # DTD (reconstructed, spec §3.1): ASSET_DATA_REPORT (ERROR | (HEADER, ...)). The shape
+            # DTD (reconstructed, docs/qualys-api.md §3.1): ASSET_DATA_REPORT (ERROR | (HEADER, ...)). The shape
             # of ERROR (text, a ``number`` attribute as in other Qualys DTDs) is unverified.
             if parent is not None and parent.getparent() is None:   # <ASSET_DATA_REPORT><ERROR>
                 text = clean_text(elem.text) or "no text given"

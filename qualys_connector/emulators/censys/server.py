@@ -1,4 +1,4 @@
-"""The Censys ASM logbook API (v1) on loopback, as the censys-and-peers spec §1 describes it.
+"""The Censys ASM logbook API (v1) on loopback, as the docs/censys-api.md §1 describes it.
 
 ``POST /api/v1/logbook-cursor`` takes ``idFrom``/``dateFrom``/``filter.type`` and returns an opaque
 cursor (base64 of JSON, like the real one); ``GET /api/v1/logbook?cursor=`` returns a page of

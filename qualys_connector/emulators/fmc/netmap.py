@@ -3,7 +3,7 @@
 Scan results are kept per (scanner, host) and are unique per (vuln id, port, protocol) — for a
 generic result (no vuln id) the name is part of the key too — which is how the FMC shows them.
 Each scanner has a type, vulnerability or generic, fixed when its first results are stored: the
-type decides what ``DeleteScanResult,<ip>,"<scanner>"`` removes (host-input spec §1.4).
+type decides what ``DeleteScanResult,<ip>,"<scanner>"`` removes (docs/host-input.md §1.4).
 """
 from __future__ import annotations
 

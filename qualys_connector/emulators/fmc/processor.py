@@ -2,7 +2,7 @@
 
 No sockets here: ``Session.process(text)`` takes the text of one DATA message and returns the
 reply text (error lines, then ``Done processing N commands.``). Semantics follow the
-host-input spec §1 and §2.1; where the spec is unsure the choice is marked ``[?]`` or ``[unsure]``
+docs/host-input.md §1 and §2.1; where the spec is unsure the choice is marked ``[?]`` or ``[unsure]``
 (an ``[unsure]`` comment also says what our client does against an FMC that behaves otherwise).
 
 Reply lines: the spec gives their beginnings (``Failed to Execute Command: Command: X field: v``,
@@ -24,7 +24,7 @@ from .netmap import NetworkMap, ScanResult
 
 log = logging.getLogger("qualys_connector.fmc_emulator")
 
-# Scan-result commands carry their own scanner name, so they need no SetSource (spec §1.1).
+# Scan-result commands carry their own scanner name, so they need no SetSource (docs/host-input.md §1.1).
 NEEDS_NO_SOURCE = {"SetSource", "SetSourceType", "SetDomain", "AddScanResult", "DeleteScanResult",
                    "ScanFlush", "ScanUpdate"}
 ROOT_DOMAIN = "Global"
@@ -71,7 +71,7 @@ class Session:
     ``leaf_domains`` models FMC 6.x multitenancy: when given, the client certificate belongs to
     the parent domain ``Global`` and these are the leaf domains below it, so every DATA message
     starts in a non-leaf domain and must name a leaf with ``SetDomain`` before ``SetSource``
-    (spec §1.2, §2.1, §2.2). Without it the certificate's domain is a leaf (a single-domain FMC).
+    (docs/host-input.md §1.2, §2.1, §2.2). Without it the certificate's domain is a leaf (a single-domain FMC).
     The map itself is not split by domain.
     """
 
@@ -107,7 +107,7 @@ class Session:
                 errors.append(f"CSV Error: {exc} in line {number}: {line[:120]}")
                 continue
             if not command.known:
-                # Skipped with a warning, not counted (spec §1.1). [unsure] The spec does not say the
+                # Skipped with a warning, not counted (docs/host-input.md §1.1). [unsure] The spec does not say the
                 # warning is part of the reply. In the server module copy it is written while the buffer
                 # is parsed, before the reply text is started, so it reaches only the server's log; we do
                 # the same (our log and stats.unknown_commands). Against an FMC that does put it in the
@@ -129,7 +129,7 @@ class Session:
         return format_reply(errors, processed)
 
     def close(self) -> None:
-        """End of connection: what is still queued is applied as a ScanUpdate (spec §1.4) — queued
+        """End of connection: what is still queued is applied as a ScanUpdate (docs/host-input.md §1.4) — queued
         DeleteScanResult commands first, then the queued results, merged.
 
         [unsure] The spec names only "leftover queued results"; that the queued deletes run too comes
@@ -218,7 +218,7 @@ class Session:
             self.netmap.delete_attribute(ip, attribute)
 
     def _AddScanResult(self, cmd):
-        ip = _single_ip(cmd, cmd.arg("ip_address"))        # one address only here (spec §1.1)
+        ip = _single_ip(cmd, cmd.arg("ip_address"))        # one address only here (docs/host-input.md §1.1)
         scanner = _required(cmd, "scanner_id")
         vuln_id = (cmd.arg("vuln_id") or "").strip()
         if vuln_id and not vuln_id.isdigit():
@@ -240,7 +240,7 @@ class Session:
 
     @staticmethod
     def _id_list(cmd, ip: str, name: str, header: str) -> tuple[str, ...]:
-        """With a vuln id both id-list fields must be present and start with their header (spec §1.3).
+        """With a vuln id both id-list fields must be present and start with their header (docs/host-input.md §1.3).
 
         [unsure] The spec gives two messages for this, "can not find the header" and "Wrong command
         syntax on Vuln ID", without saying which case gets which. As in the server module copy: a field
@@ -257,7 +257,7 @@ class Session:
             raise _field_error(cmd, "ip_address", ip, f"CSV Error: {exc} in {text!r}") from None
 
     def _DeleteScanResult(self, cmd):
-        """Queue a delete; only ScanUpdate (or the end of the connection) runs it (spec §1.4)."""
+        """Queue a delete; only ScanUpdate (or the end of the connection) runs it (docs/host-input.md §1.4)."""
         port, proto = _port_proto(cmd)
         ids = [i for i in (cmd.arg("id_list") or "").replace(",", " ").split() if i]
         if not ids and (port is None) != (proto is None):
@@ -265,7 +265,7 @@ class Session:
             # server module copy logs this message. Our client never sends such a line.
             raise _Fail(f"Wrong command syntax on DeleteScanResult: {cmd.name} needs both port and protocol "
                         f"or neither")
-        # scanner_id(s) (spec §1.2): [unsure] how several are written is not in the spec; we take one quoted
+        # scanner_id(s) (docs/host-input.md §1.2): [unsure] how several are written is not in the spec; we take one quoted
         # field with a comma list, as the server module copy splits it. Empty = every scanner.
         scanners = [s.strip() for s in (cmd.arg("scanner_id") or "").split(",") if s.strip()] or [None]
         where = _address_filter(cmd)
@@ -275,7 +275,7 @@ class Session:
     def _ScanFlush(self, cmd):
         # Replace mode per (scanner, host): the server sends each scanner+host group with flag 0,
         # so the scope is most likely that scanner on that host [srv, scope ?]. Pending
-        # DeleteScanResult commands are NOT run by ScanFlush (spec §1.4); they stay queued for the
+        # DeleteScanResult commands are NOT run by ScanFlush (docs/host-input.md §1.4); they stay queued for the
         # next ScanUpdate or the end of the connection. [unsure] The spec does not say whether ScanFlush
         # keeps or drops them; the server module copy keeps them. Against an FMC that drops them, a
         # delete followed by ScanFlush would be lost; our client ends deletes with ScanUpdate.
@@ -286,7 +286,7 @@ class Session:
         self._update()
 
     def _update(self):
-        """ScanUpdate (spec §1.4): first the queued deletes, in the order received, then the queued
+        """ScanUpdate (docs/host-input.md §1.4): first the queued deletes, in the order received, then the queued
         results merged into what the hosts have."""
         deletes, self.pending_deletes = self.pending_deletes, []
         for delete in deletes:
@@ -295,7 +295,7 @@ class Session:
             self.netmap.merge_results(scanner, ip, _unique(results))
 
     def _run_delete(self, d: "_Delete") -> None:
-        """The DeleteScanResult forms of spec §1.4:
+        """The DeleteScanResult forms of docs/host-input.md §1.4:
 
         - ``ip,"Scanner"``: that scanner's results — its vulnerability results if it is a vulnerability
           scanner, its generic ones if it is a generic scanner (see ``NetworkMap._record_scanner``);
@@ -383,7 +383,7 @@ class _Delete:
 
 
 def _address_filter(cmd: c.Command) -> _Addresses:
-    """Parse an address field (spec §1.1): a comma list of addresses, CIDR blocks and ``low-high``
+    """Parse an address field (docs/host-input.md §1.1): a comma list of addresses, CIDR blocks and ``low-high``
     ranges, ``!`` excluding. Host UUIDs are not modelled [?].
 
     [unsure] For DeleteScanResult the spec's general rule (lists accepted by every address field but

@@ -1,6 +1,6 @@
 """The TLS side of the FMC emulator: mutual TLS, then VERSION → MAX_SIZE → DATA/reply.
 
-Framing (host-input spec §2.1): the client sends VERSION (uint32 1), we answer MAX_SIZE, then
+Framing (docs/host-input.md §2.1): the client sends VERSION (uint32 1), we answer MAX_SIZE, then
 every DATA message gets one reply. The spec does not confirm the TLV type of the reply (the
 SDK reads any type but MAX_SIZE the same way); we send DATA (3) by default, ``reply_type``
 changes it. A DATA message larger than MAX_SIZE, or a client version newer than ours, gets an

@@ -1,6 +1,6 @@
 """Deterministic, streaming generator of realistic ASSET_DATA_REPORT XML.
 
-It writes the shape Qualys writes (sample: ``shared/specs/sample_asset_data_report.xml``):
+It writes the shape Qualys writes (sample: ``tests/data/sample_asset_data_report.xml``):
 DOCTYPE with an external DTD URL, HEADER, RISK_SCORE_PER_HOST, HOST_LIST, GLOSSARY *after*
 the hosts (or first, on request), APPENDICES and a comment after the root. Every host is made
 from its own seeded random generator, so ``expected_findings`` can say what the report holds
