@@ -15,7 +15,6 @@ from qualys_connector.report import PROGRESS_EVERY, html_to_text, open_report
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "sample_asset_data_report.xml"
-SHARED_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "specs" / "sample_asset_data_report.xml"
 ODD = DATA / "report_odd.xml"
 ALL = ("Vuln", "Practice", "Ig")
 
@@ -84,13 +83,6 @@ def test_the_sample_hosts_carry_os_and_names():
         ("Linux 3.x", "ntp02.dmz.example.net", None),
         ("Ubuntu / Linux 4.x", "api6.dmz.example.net", None),
     ]
-
-
-def test_the_shared_sample_is_the_one_copied_into_tests_data():
-    if not SHARED_SAMPLE.exists():
-        pytest.skip(f"the shared spec sample is not checked out next to the repo ({SHARED_SAMPLE})")
-    assert parse(SHARED_SAMPLE, vuln_types=ALL)[0] == SAMPLE_ALL
-    assert SHARED_SAMPLE.read_bytes() == SAMPLE.read_bytes(), "tests/data copy is stale: copy it again"
 
 
 def test_default_types_are_vuln_and_practice():
