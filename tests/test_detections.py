@@ -185,3 +185,37 @@ def test_a_pager_that_would_go_round_in_circles_stops(tmp_path):
 
     with pytest.raises(ReportFormatError, match="does not move past 103"):
         list(DetectionPull(post, detection_form(), tmpdir=str(tmp_path)))
+
+
+def write_big_page(path, hosts):
+    """A page of ``hosts`` hosts, written in pieces (never whole in memory)."""
+    with open(path, "w") as fh:
+        fh.write('<?xml version="1.0"?><HOST_LIST_VM_DETECTION_OUTPUT><RESPONSE><DATETIME>2026-01-01T00:00:00Z'
+                 "</DATETIME><HOST_LIST>")
+        for n in range(hosts):
+            fh.write(f"<HOST><ID>{n + 1}</ID><IP>10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}</IP><OS>Linux</OS>"
+                     f"<DNS>h{n}.example.net</DNS><DETECTION_LIST>"
+                     f"<DETECTION><QID>{n % 97}</QID><TYPE>Confirmed</TYPE><SEVERITY>3</SEVERITY><PORT>443</PORT>"
+                     f"<PROTOCOL>tcp</PROTOCOL><RESULTS><![CDATA[{'x' * 200}]]></RESULTS><STATUS>Active</STATUS>"
+                     f"</DETECTION><DETECTION><QID>6</QID><TYPE>Info</TYPE><STATUS>New</STATUS></DETECTION>"
+                     f"</DETECTION_LIST></HOST>")
+        fh.write("</HOST_LIST></RESPONSE></HOST_LIST_VM_DETECTION_OUTPUT>")
+
+
+def traced_peak(path):
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        count = sum(len(h.detections) for h in DetectionPage(str(path)))
+        return count, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_stays_flat_as_the_number_of_hosts_grows(tmp_path):
+    write_big_page(tmp_path / "small.xml", 300)
+    write_big_page(tmp_path / "big.xml", 3_000)
+    small_count, small_peak = traced_peak(tmp_path / "small.xml")
+    big_count, big_peak = traced_peak(tmp_path / "big.xml")
+    assert (small_count, big_count) == (600, 6_000)
+    assert big_peak < 2 * small_peak + 200_000, (small_peak, big_peak)
