@@ -122,7 +122,8 @@ def main(host, port, port_file, tls_dir, user, password_env, template_files, gen
                               tls_dir=tls_dir, concurrency_limit=concurrency_limit, rate_limit=rate_limit,
                               rate_window=rate_window, detections=model, detection_page_cap=detection_page_cap)
     start_listening(emulator, host, port, port_file, tls_dir=tls_dir)
-    click.echo(f"Qualys emulator at {emulator.url} (user {user}; templates {', '.join(templates)})"
+    click.echo(f"Qualys emulator at {emulator.url} (user {user}; templates {', '.join(templates)}; "
+               f"{len(model.hosts)} hosts with detections; control: POST {emulator.url}/emulator/detections)"
                + (f"; CA for ca_bundle: {emulator.ca_cert}" if emulator.ca_cert else ""), err=True)
     wait_for_stop_signal()
     emulator.stop()
