@@ -108,11 +108,24 @@ def test_an_empty_page_has_no_hosts_but_a_datetime(tmp_path):
     assert list(reader) == [] and reader.datetime == "2026-01-01T00:00:00Z"
 
 
-@pytest.mark.parametrize("cut", [300, 900, 1500, -60, -10])
-def test_a_cut_off_page_is_an_error(tmp_path, cut):
+@pytest.mark.parametrize("cut", [300, 900, 1500, 2000, -60, -10])
+def test_a_cut_off_page_is_an_error_before_any_host(tmp_path, cut):
     data = PAGE.replace(b"WARNING_HERE", b"")
+    yielded = []
     with pytest.raises(ReportFormatError, match="detection page is not complete"):
-        list(DetectionPage(page(tmp_path, body=data[:cut])))
+        yielded.extend(DetectionPage(page(tmp_path, body=data[:cut])))
+    assert yielded == []
+
+
+def test_a_page_damaged_inside_is_still_an_error(tmp_path):
+    data = PAGE.replace(b"WARNING_HERE", b"").replace(b"</DNS>", b"</DNZ>", 1)
+    with pytest.raises(ReportFormatError, match="detection page is not complete, well-formed XML at line"):
+        list(DetectionPage(page(tmp_path, body=data)))
+
+
+def test_a_comment_after_the_root_is_allowed(tmp_path):
+    data = PAGE.replace(b"WARNING_HERE", b"") + b"<!-- CONFIDENTIAL AND PROPRIETARY INFORMATION. //-->\n"
+    assert [h.id for h in DetectionPage(page(tmp_path, body=data))] == [101, 102]
 
 
 def test_a_page_declaring_entities_is_refused_before_any_host(tmp_path):

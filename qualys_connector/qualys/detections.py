@@ -87,6 +87,7 @@ class DetectionPage:
         if root != ROOT:
             raise ReportFormatError(f"the report has root <{root}>, not <{ROOT}>",
                                     "the answer is not a Host List Detection page; check the url")
+        _check_complete(self.path)
         with translated(self.path), open(self.path, "rb") as fh:
             for _, elem in etree.iterparse(fh, events=("end",), tag=("HOST", "DATETIME", "WARNING"),
                                            **PARSER_OPTIONS):
@@ -113,6 +114,19 @@ class DetectionPage:
             raise ReportFormatError(f"the report is truncated (CODE 1980) but its URL has no id_min: {url[:200]}",
                                     "Qualys changed its paging; report this")
         self.next_url, self.next_id_min = url, int(values[-1])
+
+
+def _check_complete(path: str) -> None:
+    """A download cut short is refused before its first host is yielded, not after half of them:
+    the page must end with the closing root tag (a trailing comment allowed)."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, os.path.getsize(path) - 4096))
+        tail = fh.read().rstrip()
+    while tail.endswith(b"-->") and b"<!--" in tail:
+        tail = tail[:tail.rindex(b"<!--")].rstrip()
+    if not tail.endswith(b"</" + ROOT.encode() + b">"):
+        raise ReportFormatError(f"the report is not complete, well-formed XML: it does not end with </{ROOT}>",
+                                "the download was cut short or the file is damaged; run again")
 
 
 def _text(elem) -> str:
