@@ -19,8 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
 
-from ..errors import ReportFormatError
+from ..errors import QualysError, ReportFormatError
 from ..report.xmlguard import PARSER_OPTIONS, inspect_root, simple_return_error, translated
+from .responses import ResponseFormatError, parse_simple_return
 
 DETECTION_PATH = "/api/5.0/fo/asset/host/vm/detection/"
 ROOT = "HOST_LIST_VM_DETECTION_OUTPUT"
@@ -202,9 +203,6 @@ def httpx_post(client, what: str = "the host detection pull") -> Post:
     """A ``Post`` over a bare ``httpx.Client`` (base_url, auth and X-Requested-With set on it):
     streams a 200 body to the file; any other answer becomes a QualysError with Qualys's CODE and TEXT.
     The connector proper wires ``QualysClient`` instead (retries and limits live there)."""
-    from ..errors import QualysError
-    from .responses import ResponseFormatError, parse_simple_return
-
     def post(path: str, form: dict, dest: str) -> None:
         with client.stream("POST", path, data=form) as response:
             if response.status_code != 200:

@@ -182,6 +182,8 @@ class DetectionModel:
     def apply(self, op: dict) -> Host:
         """One change (``op`` names it, see the README); returns the touched host, its processed time bumped."""
         kind = op.get("op")
+        if kind not in ("remediate", "fix", "add_detection", "add_host"):
+            raise ModelError(f"unknown op {kind!r}: remediate, fix, add_detection or add_host")
         with self.lock:
             try:
                 if kind == "add_host":
@@ -194,10 +196,8 @@ class DetectionModel:
                         touched = [d for d in host.detections if d.qid == int(op["qid"]) and d.status != "Fixed"]
                         if not touched:
                             raise ModelError(f"host {host.id} has no open detection of QID {op['qid']}")
-                    elif kind == "add_detection":
-                        touched = [self._add_detection(host, op)]
                     else:
-                        raise ModelError(f"unknown op {kind!r}: remediate, fix, add_detection or add_host")
+                        touched = [self._add_detection(host, op)]
                     if kind in ("remediate", "fix"):
                         for d in touched:
                             d.status = "Fixed"
