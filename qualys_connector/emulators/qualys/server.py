@@ -6,7 +6,10 @@ their DOCTYPE lines, the six limit headers on every answer, limits counted per A
 (409 + CODE 1960 when more calls of one endpoint run at once than the concurrency limit, 409 +
 CODE 1965 with ``X-RateLimit-ToWait-Sec`` when an endpoint's calls of the window are used up),
 reports that go Submitted → Running → Finished, the report body streamed (a generated
-million-host report costs no memory).
+million-host report costs no memory). The Host List Detection and KnowledgeBase calls answer
+from a ``DetectionModel`` (``detectionapi.py``), behind the same auth, header and limit checks;
+the KnowledgeBase allows one call at a time, and ``/emulator/detections`` (not a Qualys call)
+shows and changes the model.
 Where the spec is unsure (marked [?]) the choice is ours: the CODE for a missing
 ``X-Requested-With`` header, the CODE for fetching an unfinished report, the HTTP status of a
 CODE 999 answer (200 here), IPv6 addresses refused by asset/ip add as well as by the
