@@ -8,6 +8,10 @@ IPv6 hosts) it measures, each in a child process of its own:
   send   the same run sending to the FMC emulator started in --sink mode (it only acknowledges).
 and prints wall time, findings per second, peak RSS (from wait4 on that child) and the ratio to
 the floor. The reports are generated once into a cache directory. Results also go to JSON.
+With --detections it also measures
+  pull   a Host List Detection pull of the same number of hosts (5 detections each, every status)
+         from the Qualys emulator, 1,000 hosts a page, through the pager and page parser
+         (qualys_connector/qualys/detections.py); no ratio to the floor (the work differs).
 """
 from __future__ import annotations
 
@@ -32,6 +36,20 @@ for _, elem in etree.iterparse(sys.argv[1], events=("end",), resolve_entities=Fa
                                load_dtd=False, huge_tree=True):
     elem.clear()
 """
+
+
+PULL = r"""
+import sys
+import httpx
+from qualys_connector.qualys.detections import DetectionPull, detection_form, httpx_post
+with httpx.Client(base_url=sys.argv[1], auth=("bench", "bench"), headers={"X-Requested-With": "bench"},
+                  timeout=600) as client:
+    form = detection_form(truncation_limit=1000, statuses="New,Active,Re-Opened,Fixed")
+    found = sum(len(h.detections) for h in DetectionPull(httpx_post(client), form))
+if found != int(sys.argv[2]):
+    raise SystemExit(f"pulled {found} detections, expected {sys.argv[2]}")
+"""
+PULL_DETECTIONS = 5
 
 
 def bin_path(name: str) -> str:
@@ -97,6 +115,20 @@ def start_sink(work: str, env: dict) -> tuple[subprocess.Popen, int, str]:
     raise SystemExit("bench: the FMC emulator did not start")
 
 
+def start_qualys(work: str, env: dict, hosts: int) -> tuple[subprocess.Popen, str]:
+    port_file = os.path.join(work, f"qualys-{hosts}.port")
+    proc = subprocess.Popen([bin_path("qualys-emulator"), "--port", "0", "--port-file", port_file, "--user", "bench",
+                             "--detection-hosts", str(hosts)], env=dict(env, QUALYS_EMULATOR_PASSWORD="bench"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if os.path.exists(port_file) and open(port_file).read().strip():
+            return proc, f"http://127.0.0.1:{int(open(port_file).read())}"
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("bench: the Qualys emulator did not start")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="qualys-connector benchmark (see BENCHMARKS.md)")
     parser.add_argument("--quick", action="store_true", help="only the smallest report (1,000 hosts)")
@@ -106,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="measure every stage N times, interleaved, and keep the fastest time and the "
                              "largest peak RSS (a shared VM's noise only ever adds time)")
+    parser.add_argument("--detections", action="store_true",
+                        help="also time a Host List Detection pull of each size from the Qualys emulator")
     args = parser.parse_args(argv)
     sizes = (SIZES[0],) if args.quick else tuple(int(s) for s in args.sizes.split(",")) if args.sizes else SIZES
     os.makedirs(args.cache, exist_ok=True)
@@ -133,7 +167,24 @@ def main(argv: list[str] | None = None) -> int:
                     old = best.get(stage)
                     best[stage] = (min(seconds, old[0]), max(rss, old[1])) if old else (seconds, rss)
             floor_t = best["floor"][0]
+            if args.detections:
+                qualys, url = start_qualys(work, env, hosts)
+                try:
+                    expected = hosts * PULL_DETECTIONS
+                    for _ in range(max(1, args.repeat)):
+                        seconds, rss, _ = measure([sys.executable, "-c", PULL, url, str(expected)], env)
+                        old = best.get("pull")
+                        best["pull"] = (min(seconds, old[0]), max(rss, old[1])) if old else (seconds, rss)
+                finally:
+                    qualys.terminate()
+                    qualys.wait(timeout=10)
             for stage, (seconds, rss) in best.items():
+                if stage == "pull":
+                    rows.append({"hosts": hosts, "stage": stage, "seconds": round(seconds, 3),
+                                 "findings": hosts * PULL_DETECTIONS,
+                                 "findings_per_s": round(hosts * PULL_DETECTIONS / seconds) if seconds else None,
+                                 "peak_rss_mb": round(rss / 2**20, 1), "ratio_to_floor": None, "report_mb": None})
+                    continue
                 rows.append({"hosts": hosts, "stage": stage, "seconds": round(seconds, 3),
                              "findings": findings, "findings_per_s": round(findings / seconds) if seconds else None,
                              "peak_rss_mb": round(rss / 2**20, 1),

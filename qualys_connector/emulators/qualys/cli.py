@@ -9,7 +9,32 @@ import click
 
 from .. import start_listening, wait_for_stop_signal
 
+from .detectionmodel import DetectionModel, ModelError
 from .server import CALL_FAULTS, REPORT_FAULTS, QualysEmulator, TemplateSpec
+
+CHANGE_FORMS = "remediate:HOST_ID, fix:HOST_ID:QID, add-detection:HOST_ID:QID[:PORT/PROTOCOL] or add-host:IP"
+
+
+def parse_change(text: str) -> dict:
+    """``--change`` text → the op the control call takes (see the README)."""
+    kind, _, rest = text.partition(":")
+    args = rest.split(":") if rest else []
+    try:
+        if kind == "remediate" and len(args) == 1:
+            return {"op": "remediate", "host_id": int(args[0])}
+        if kind == "fix" and len(args) == 2:
+            return {"op": "fix", "host_id": int(args[0]), "qid": int(args[1])}
+        if kind == "add-detection" and len(args) in (2, 3):
+            op = {"op": "add_detection", "host_id": int(args[0]), "qid": int(args[1])}
+            if len(args) == 3:
+                port, _, protocol = args[2].partition("/")
+                op.update(port=int(port), protocol=protocol or "tcp")
+            return op
+        if kind == "add-host" and rest:
+            return {"op": "add_host", "ip": rest}     # rest, not args: an IPv6 address holds colons
+    except ValueError:
+        pass
+    raise click.BadParameter(f"{text!r}: expected {CHANGE_FORMS}", param_hint="--change")
 
 
 def _pairs(values, what):
@@ -38,10 +63,37 @@ def _pairs(values, what):
 @click.option("--rate-limit", default=300, show_default=True, type=click.IntRange(1),
               help="X-RateLimit-Limit: calls of one endpoint per window before 409/1965.")
 @click.option("--rate-window", default=3600, show_default=True, type=click.IntRange(1), help="X-RateLimit-Window-Sec.")
+@click.option("--detections", "detections_file", metavar="FILE",
+              help="Serve host detections and the KnowledgeBase from this JSON model.")
+@click.option("--detection-hosts", default=50, show_default=True, type=click.IntRange(0),
+              help="Without --detections: generate this many hosts (seeded by --detection-seed).")
+@click.option("--detection-seed", default=1, show_default=True, type=int)
+@click.option("--detection-page-cap", default=10000, show_default=True, type=click.IntRange(1),
+              help="Most hosts on one detection page, whatever truncation_limit asks.")
+@click.option("--change", "changes", multiple=True, metavar="OP", help=f"Change the detections first: {CHANGE_FORMS}.")
+@click.option("--save-detections", metavar="FILE",
+              help="Write the detections model (after --change) to FILE as JSON and exit without serving.")
 def main(host, port, port_file, tls_dir, user, password_env, template_files, generated, report_delay, faults,
-         concurrency_limit, rate_limit, rate_window):
-    """Serve the Qualys report, asset IP and excluded IP APIs until SIGTERM/SIGINT."""
+         concurrency_limit, rate_limit, rate_window, detections_file, detection_hosts, detection_seed,
+         detection_page_cap, changes, save_detections):
+    """Serve the Qualys report, asset IP, excluded IP, host detection and KnowledgeBase APIs until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s")
+    ops = [parse_change(text) for text in changes]
+    try:
+        model = (DetectionModel.load(detections_file) if detections_file
+                 else DetectionModel.generate(detection_hosts, seed=detection_seed))
+        for op in ops:
+            model.apply(op)
+    except ModelError as exc:
+        raise click.ClickException(f"{exc}; fix --detections or --change")
+    if save_detections:
+        try:
+            model.save(save_detections)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {save_detections}: {exc.strerror}; "
+                                       "give --save-detections a path in a writable directory")
+        click.echo(f"wrote {len(model.hosts)} hosts and {len(model.kb)} QIDs to {save_detections}", err=True)
+        return
     password = os.environ.get(password_env)
     if not password:
         raise click.UsageError(f"set the API password in the environment variable {password_env}")
@@ -68,9 +120,10 @@ def main(host, port, port_file, tls_dir, user, password_env, template_files, gen
         templates["424242"] = TemplateSpec(hosts=1000, vulns_per_host=10)
     emulator = QualysEmulator(host, port, users={user: password}, templates=templates, report_delay=report_delay,
                               tls_dir=tls_dir, concurrency_limit=concurrency_limit, rate_limit=rate_limit,
-                              rate_window=rate_window)
+                              rate_window=rate_window, detections=model, detection_page_cap=detection_page_cap)
     start_listening(emulator, host, port, port_file, tls_dir=tls_dir)
-    click.echo(f"Qualys emulator at {emulator.url} (user {user}; templates {', '.join(templates)})"
+    click.echo(f"Qualys emulator at {emulator.url} (user {user}; templates {', '.join(templates)}; "
+               f"{len(model.hosts)} hosts with detections; control: POST {emulator.url}/emulator/detections)"
                + (f"; CA for ca_bundle: {emulator.ca_cert}" if emulator.ca_cert else ""), err=True)
     wait_for_stop_signal()
     emulator.stop()

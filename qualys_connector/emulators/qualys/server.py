@@ -6,7 +6,10 @@ their DOCTYPE lines, the six limit headers on every answer, limits counted per A
 (409 + CODE 1960 when more calls of one endpoint run at once than the concurrency limit, 409 +
 CODE 1965 with ``X-RateLimit-ToWait-Sec`` when an endpoint's calls of the window are used up),
 reports that go Submitted → Running → Finished, the report body streamed (a generated
-million-host report costs no memory).
+million-host report costs no memory). The Host List Detection and KnowledgeBase calls answer
+from a ``DetectionModel`` (``detectionapi.py``), behind the same auth, header and limit checks;
+the KnowledgeBase allows one call at a time, and ``/emulator/detections`` (not a Qualys call)
+shows and changes the model.
 Where the spec is unsure (marked [?]) the choice is ours: the CODE for a missing
 ``X-Requested-With`` header, the CODE for fetching an unfinished report, the HTTP status of a
 CODE 999 answer (200 here), IPv6 addresses refused by asset/ip add as well as by the
@@ -19,6 +22,7 @@ import base64
 import datetime
 import ipaddress
 import itertools
+import json
 import os
 import socket
 import ssl
@@ -29,8 +33,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
+from .detectionapi import DETECTION_PATH, KB_PATH, ParamError, detection_page, kb_list
+from .detectionmodel import DetectionModel, ModelError
 from .reportgen import generate_report
 
+CONTROL_PATH = "/emulator/detections"
 REPORT_FAULTS = {"errors", "canceled", "simple-return", "truncated", "dropped"}
 CALL_FAULTS = {"409-1960", "409-1965", "401", "503", "busy"}
 
@@ -93,6 +100,8 @@ class State:
     max_concurrent_reports: int = 0
     max_concurrent_calls: int = 0
     deleted_reports: list = field(default_factory=list)
+    detection_pages: int = 0
+    kb_calls: list = field(default_factory=list)     # the ids parameter of every KB call answered
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -181,13 +190,18 @@ class QualysEmulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, users: dict[str, str] | None = None,
                  templates: dict[str, TemplateSpec] | None = None, report_delay: float = 0.0,
                  tls_dir: str | None = None, concurrency_limit: int = 2, rate_limit: int = 300,
-                 rate_window: float = 3600.0, max_running_reports: int = 8):
+                 rate_window: float = 3600.0, max_running_reports: int = 8,
+                 detections: DetectionModel | None = None, detection_page_cap: int = 10000, kb_delay: float = 0.0):
         self.host, self.requested_port = host, port
         self.users = users or {"user": "pass"}
         self.templates = {str(k): v for k, v in (templates or {}).items()}
         self.report_delay, self.concurrency_limit, self.rate_limit = report_delay, concurrency_limit, rate_limit
         self.rate_window = rate_window
         self.max_running_reports = max_running_reports
+        self.detections = detections if detections is not None else DetectionModel.generate(50)
+        self.detection_page_cap, self.kb_delay = detection_page_cap, kb_delay
+        # Qualys allows one KnowledgeBase call per subscription at a time, whatever the account's limit.
+        self.endpoint_concurrency = {KB_PATH: 1}
         self.tls_dir, self.ca_cert = tls_dir, None
         self.state = State()
         self._faults: list[str] = []
@@ -278,7 +292,10 @@ class QualysEmulator:
         running = self._running.get(endpoint, 0) + 1
         self._running[endpoint] = running
         self.state.max_concurrent_calls = max(self.state.max_concurrent_calls, running)
-        return running, self.rate_limit - used, running > self.concurrency_limit, to_wait
+        return running, self.rate_limit - used, running > self.concurrency(endpoint), to_wait
+
+    def concurrency(self, endpoint: str) -> int:
+        return min(self.concurrency_limit, self.endpoint_concurrency.get(endpoint, self.concurrency_limit))
 
     def call_done(self, endpoint: str) -> None:
         with self.state.lock:
@@ -310,13 +327,14 @@ class _Handler(BaseHTTPRequestHandler):
         return params
 
     _running = _remaining = _to_wait = 0
+    _endpoint = ""
 
     def _limit_headers(self) -> list[tuple[str, str]]:
         e = self.emulator
         return [("X-RateLimit-Limit", str(e.rate_limit)), ("X-RateLimit-Window-Sec", str(int(e.rate_window))),
                 ("X-RateLimit-Remaining", str(max(self._remaining, 0))),
                 ("X-RateLimit-ToWait-Sec", str(self._to_wait)),
-                ("X-Concurrency-Limit-Limit", str(e.concurrency_limit)),
+                ("X-Concurrency-Limit-Limit", str(e.concurrency(self._endpoint))),
                 ("X-Concurrency-Limit-Running", str(self._running))]
 
     def _send(self, status: int, body: bytes, headers=()) -> None:
@@ -341,7 +359,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         e = self.emulator
         path = urlsplit(self.path).path
+        if path == CONTROL_PATH:
+            return self._control()
         params = self._params()
+        self._endpoint = path
         with e.state.lock:
             e.state.request_log.append((path, params.get("action"), {k: v for k, v in params.items() if k != "ips"}))
             self._running, self._remaining, too_many, self._to_wait = e.count_call(path, time.monotonic())
@@ -381,9 +402,61 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._excluded_ip(params)
             if path == "/msp/report_template_list.php":
                 return self._template_list()
+            if path == DETECTION_PATH:
+                return self._detections(params)
+            if path == KB_PATH:
+                return self._knowledge_base(params)
             return self._send(404, simple_return(f"Unknown API path {path}", "1903"))
         finally:
             e.call_done(path)
+
+    # ------------------------------------------------------------------ detections and KnowledgeBase
+    def _detections(self, params):
+        e = self.emulator
+        scheme = "https" if e.tls_dir else "http"
+        base = f"{scheme}://{self.headers.get('Host') or f'{e.host}:{e.port}'}"
+        try:
+            body = detection_page(e.detections, params, base, e.detection_page_cap, _expand)
+        except ParamError as exc:
+            return self._send(400, simple_return(str(exc), exc.code))
+        with e.state.lock:
+            e.state.detection_pages += 1
+        return self._send(200, body)
+
+    def _knowledge_base(self, params):
+        e = self.emulator
+        try:
+            body = kb_list(e.detections, params)
+        except ParamError as exc:
+            return self._send(400, simple_return(str(exc), exc.code))
+        if e.kb_delay:
+            time.sleep(e.kb_delay)        # long enough for a second KB call to meet this one
+        with e.state.lock:
+            e.state.kb_calls.append(params.get("ids", ""))
+        return self._send(200, body)
+
+    def _control(self):
+        """``GET``: the detections model as JSON; ``POST`` a JSON op: change it (see the README)."""
+        model = self.emulator.detections
+        if self.command == "GET":
+            return self._json(200, model.to_json())
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            op = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(op, dict):
+                raise ModelError("send one JSON object with an op")
+            host = model.apply(op)
+        except (ValueError, ModelError) as exc:
+            return self._json(400, {"error": str(exc)})
+        return self._json(200, {"host_id": host.id, "processed": host.processed})
+
+    def _json(self, status: int, data) -> None:
+        body = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     # ------------------------------------------------------------------ reports
     def _report(self, params, user, busy=False):
