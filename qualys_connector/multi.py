@@ -92,7 +92,7 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
 
     worst = EXIT_OK
     try:
-        with RunLock(lock_key(options, base_plugin)):
+        with RunLock(lock_key(options, base_plugin), state_dir=options.statedir):
             with _signals_raise(stop):
                 width = concurrency_cap(base_config, jobs, log)
                 if width <= 1:

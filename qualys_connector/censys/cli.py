@@ -8,8 +8,9 @@ import threading
 
 import click
 
-from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, ConnectorError, Interrupted
+from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted
 from ..locking import RunLock
+from ..statedir import private_dir
 from ..logsetup import configure, log_internal_error, log_summary
 from .position import Position
 
@@ -106,12 +107,8 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
 
     try:
         settings = settings_module.load(settings_path)
-        state_dir = state_dir or os.path.dirname(os.path.abspath(settings_path))
-        try:
-            os.makedirs(state_dir, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the state directory {state_dir}: {exc.strerror}",
-                              "choose another with --state-dir (or CQ_STATE_DIR)") from None
+        state_dir = str(private_dir(state_dir or os.path.dirname(os.path.abspath(settings_path)),
+                                    "state directory", "choose another with --state-dir (or CQ_STATE_DIR)"))
         position = Position(state_dir)
         with RunLock(position.path, os.path.join(state_dir, "censys-qualys.lock")):
             first = True
