@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from . import yamlconf
 from .errors import ConfigError
-from .logsetup import add_secret, get_logger
+from .logsetup import add_secret, get_logger, mask_url
 
 DEFAULT_URL = "https://qualysapi.qualys.com"
 VULN_TYPES = {"vuln": "Vuln", "practice": "Practice", "ig": "Ig"}
@@ -86,11 +86,11 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
         cfg.template_id = str(cfg.template_id).strip()
     cfg.url = s(data, "url", path, DEFAULT_URL).rstrip("/")
     if not cfg.url.startswith(("https://", "http://")):
-        raise yamlconf.error(data, "url", f"'{cfg.url}' is not an http(s) URL", path,
+        raise yamlconf.error(data, "url", f"'{mask_url(cfg.url)}' is not an http(s) URL", path,
                              "for example https://qualysapi.qualys.com")
     if cfg.url.startswith("http://") and online and cfg.url not in _WARNED_HTTP:
         _WARNED_HTTP.add(cfg.url)         # once per process, not once per template
-        log.warning("url %s is plain http: fine for the bundled emulator, never for Qualys itself", cfg.url)
+        log.warning("url %s is plain http: fine for the bundled emulator, never for Qualys itself", mask_url(cfg.url))
     cfg.add_host = yamlconf.as_bool(data, "add_host", path, False)
     raw_ranges = data.get("ip_ranges")
     if isinstance(raw_ranges, dict):
@@ -102,7 +102,7 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
                              "use addresses, CIDR blocks or a-b ranges, separated by commas") from None
     cfg.proxy = s(data, "proxy", path)
     if cfg.proxy and not cfg.proxy.startswith(("http://", "https://")):
-        raise yamlconf.error(data, "proxy", f"'{cfg.proxy}' is not a proxy URL", path,
+        raise yamlconf.error(data, "proxy", f"'{mask_url(cfg.proxy)}' is not a proxy URL", path,
                              "for example https://192.168.1.100:443")
     cfg.proxy_username = s(data, "proxy_username", path)
     cfg.proxy_password = s(data, "proxy_password", path, env="QC_PROXY_PASSWORD")

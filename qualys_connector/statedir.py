@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import ConfigError
 
@@ -79,3 +80,15 @@ def check_private_dir(path: Path, what: str) -> None:
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ConfigError(f"the {what} {path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})",
                           f"run chmod 700 {path}")
+
+
+def create_private(path: str | os.PathLike) -> BinaryIO:
+    """Open ``path`` for writing (truncated) as a file only we can read: mode 0600 whatever the
+    umask, also when it existed with a wider mode. For files that hold vulnerability data."""
+    fd = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")

@@ -14,7 +14,7 @@ import httpx
 
 from .. import __version__
 from ..errors import CensysAuthError, CensysError
-from ..logsetup import add_secret, get_logger
+from ..logsetup import add_secret, get_logger, mask_url
 
 log = get_logger()
 
@@ -74,9 +74,9 @@ class CensysClient:
             try:
                 response = self._http.request(method, path, **kw)
             except httpx.TimeoutException:
-                error = CensysError(f"Censys at {self.url} did not answer {what} in time", "run again later")
+                error = CensysError(f"Censys at {mask_url(self.url)} did not answer {what} in time", "run again later")
             except httpx.HTTPError as exc:
-                error = CensysError(f"cannot reach Censys at {self.url} for {what}: {str(exc).splitlines()[0][:160]}",
+                error = CensysError(f"cannot reach Censys at {mask_url(self.url)} for {what}: {str(exc).splitlines()[0][:160]}",
                                     "check asm_api_url and the network")
             else:
                 error = None

@@ -23,7 +23,7 @@ import httpx
 
 from .. import __version__
 from ..errors import EXIT_USAGE, Interrupted, QualysAuthError, QualysError, QualysReportError
-from ..logsetup import add_secret, get_logger
+from ..logsetup import add_secret, get_logger, mask_url
 from .responses import (Limits, ReportStatus, ResponseFormatError, SimpleReturn, chunk_ips, collapse_ranges,
                         as_int, parse_ip_list, parse_limits, parse_report_list, parse_simple_return)
 
@@ -106,13 +106,13 @@ class QualysClient:
             except httpx.ConnectError as exc:
                 reason = _reason(exc)
                 if "CERTIFICATE_VERIFY_FAILED" in reason or "certificate verify failed" in reason:
-                    raise QualysError(f"the TLS certificate of {self.url} could not be verified ({reason})",
+                    raise QualysError(f"the TLS certificate of {mask_url(self.url)} could not be verified ({reason})",
                                       "set ca_bundle to the CA that signed it (verify: n turns checking off; "
                                       "do not do that in production)") from None
-                raise QualysError(f"cannot connect to Qualys at {self.url} for {what}: {reason}",
+                raise QualysError(f"cannot connect to Qualys at {mask_url(self.url)} for {what}: {reason}",
                                   "check url, the network path to port 443 and the proxy settings") from None
             except httpx.TimeoutException:
-                raise QualysError(f"Qualys at {self.url} did not answer {what} within {self.timeout:.0f} s",
+                raise QualysError(f"Qualys at {mask_url(self.url)} did not answer {what} within {self.timeout:.0f} s",
                                   "try again later, or raise timeout in QualysGuard.yaml") from None
             except httpx.HTTPError as exc:
                 raise QualysError(f"the connection to Qualys broke during {what}: {_reason(exc)}",
