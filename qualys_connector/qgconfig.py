@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from . import yamlconf
@@ -14,7 +15,7 @@ VULN_TYPES = {"vuln": "Vuln", "practice": "Practice", "ig": "Ig"}
 KEYS = ("user_id", "password", "template_id", "url", "add_host", "ip_ranges", "proxy",
         "proxy_username", "proxy_password", "report_file", "keep_report", "scanner_name",
         "source_name", "vuln_types", "min_severity", "set_os", "ascii_only", "domain", "ca_bundle", "verify",
-        "timeout", "poll_interval", "max_wait")
+        "timeout", "poll_interval", "max_wait", "fmc_ca")
 
 log = get_logger()
 _WARNED_HTTP: set[str] = set()
@@ -42,6 +43,7 @@ class QualysGuardConfig:
     ascii_only: bool = True
     domain: str | None = None
     ca_bundle: str | None = None
+    fmc_ca: str | None = None         # CA file for the FMC's host input certificate (-fmcca wins)
     verify: bool = True
     timeout: float = 120.0
     poll_interval: float = 30.0
@@ -79,7 +81,10 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
         template_id=template_override or s(data, "template_id", path, required=online),
         report_file=report_file,
     )
-    if cfg.template_id is not None and not str(cfg.template_id).strip().isdigit():
+    if template_override is None and not yamlconf.written_in_decimal(data.get("template_id")):
+        raise yamlconf.error(data, "template_id", "is not written in decimal digits (YAML would read 0x1A "
+                             "as 26, another template)", path, "write the ID as Qualys shows it, digits only")
+    if cfg.template_id is not None and not re.fullmatch(r"[0-9]+", str(cfg.template_id).strip()):
         raise yamlconf.error(data, "template_id", f"'{cfg.template_id}' is not a report template ID "
                              "(a number)", path, "see the README: finding your template ID")
     if cfg.template_id is not None:
@@ -126,8 +131,11 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     cfg.ascii_only = yamlconf.as_bool(data, "ascii_only", path, True)
     cfg.domain = s(data, "domain", path)
     cfg.ca_bundle = _path_near(path, s(data, "ca_bundle", path))
-    if cfg.ca_bundle and not os.path.isfile(cfg.ca_bundle):
-        raise yamlconf.error(data, "ca_bundle", f"{cfg.ca_bundle} does not exist", path)
+    if cfg.ca_bundle:
+        yamlconf.check_pem_file(data, "ca_bundle", path, cfg.ca_bundle)
+    cfg.fmc_ca = _path_near(path, s(data, "fmc_ca", path))
+    if cfg.fmc_ca:
+        yamlconf.check_pem_file(data, "fmc_ca", path, cfg.fmc_ca)
     cfg.verify = yamlconf.as_bool(data, "verify", path, True)
     cfg.timeout = yamlconf.as_float(data, "timeout", path, 120.0, minimum=1)
     cfg.poll_interval = yamlconf.as_float(data, "poll_interval", path, 30.0, minimum=0)

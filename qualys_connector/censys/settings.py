@@ -79,6 +79,8 @@ def load(path: str) -> Settings:
     ca_bundle = s(qualys, "ca_bundle", path)
     if ca_bundle and not os.path.isabs(ca_bundle):
         ca_bundle = os.path.join(os.path.dirname(os.path.abspath(path)), ca_bundle)
+    if ca_bundle:
+        yamlconf.check_pem_file(qualys, "ca_bundle", path, ca_bundle)
     verify = yamlconf.as_bool(qualys, "verify", path, True)
     settings = Settings(
         path=path, asm_api_key=key, asm_api_url=url.rstrip("/"),
