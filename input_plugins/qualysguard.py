@@ -13,6 +13,7 @@ import shutil
 import tempfile
 
 from qualys_connector import qgconfig
+from qualys_connector.logsetup import mask_url
 from qualys_connector.statedir import create_private
 from qualys_connector.hostinput import commands
 
