@@ -10,8 +10,8 @@ import click
 
 from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted
 from ..locking import RunLock
-from ..statedir import private_dir
 from ..logsetup import configure, log_internal_error, log_summary
+from ..statedir import private_dir
 from .position import Position
 
 
