@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.scalarint import BinaryInt, HexInt, OctalInt, ScalarInt
+from ruamel.yaml.scalarint import BinaryInt, HexCapsInt, HexInt, OctalInt, ScalarInt
 
 from .errors import ConfigError
 from .smallfile import MAX_CONFIG_BYTES, FileTooLarge, NotPem, read_pem_certificates, read_small
@@ -130,7 +130,7 @@ def _number(mapping: Any, key: str, path: str, default, minimum, convert, noun: 
 def written_in_decimal(value: Any) -> bool:
     """False for YAML integers written 0x1A, 0o17, 0b11 or 1_000, which YAML reads as numbers:
     an ID or a count is written in decimal digits, and a silent 0x1A → 26 would pick another."""
-    if isinstance(value, (HexInt, OctalInt, BinaryInt)):
+    if isinstance(value, (HexInt, HexCapsInt, OctalInt, BinaryInt)):
         return False
     return not (isinstance(value, ScalarInt) and getattr(value, "_underscore", None))
 
