@@ -210,3 +210,27 @@ def test_an_interrupted_run_leaves_nothing_in_tmpdir(tmp_path, pki):
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "stopped by SIGTERM" in err
     assert os.listdir(scratch) == []
+
+
+def test_statedir_option_holds_the_lock_for_both_commands(tmp_path):
+    source = csv_job(tmp_path)
+    state = tmp_path / "state"
+    result = run_cli(f"-sta={state}", f"-pl={source}", f"-c={tmp_path / 'out.csv'}", "csv", env=clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert oct(os.stat(state).st_mode & 0o777) == oct(0o700) and len(os.listdir(state / "locks")) == 1
+    assert not (tmp_path / "home").exists()         # nothing in the default place
+    config = tmp_path / "QualysGuard.yaml"
+    config.write_text("report_file: nothing-needed.xml\n")
+    config.chmod(0o600)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from qualys_connector.locking import RunLock\n"
+        f"l = RunLock({str(config)!r}, state_dir={str(state)!r}).__enter__(); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, env=clean_env(tmp_path))
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        result = run_cli("-m=1,2", f"-statedir={state}", f"-pl={config}", f"-c={tmp_path / 'o.csv'}",
+                         program="process-multiple", env=clean_env(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 75, result.stderr
