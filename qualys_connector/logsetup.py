@@ -124,6 +124,7 @@ class _DropOnFailure:
     ignores every record from then on."""
 
     sink_name = "log sink"
+    ident_prefix = ""           # "qualys-connector: ", set by configure()
     failed = False
 
     def handle(self, record):
@@ -149,8 +150,6 @@ class _DropOnFailure:
             fallback.setFormatter(logging.Formatter(_FORMAT))
             fallback.addFilter(_RedactingFilter())
             log.addHandler(fallback)                    # appended: this very record reaches it too
-
-    ident_prefix = ""
 
 
 class _StreamSink(_DropOnFailure, logging.StreamHandler):
