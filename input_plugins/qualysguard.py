@@ -17,6 +17,8 @@ from qualys_connector import hostinput, qgconfig
 from qualys_connector.hostinput import Command
 from qualys_connector.records import Finding
 from qualys_connector.text import ascii_text, clean_text
+from qualys_connector.logsetup import mask_url
+from qualys_connector.statedir import create_private
 
 NAME = "QualysGuard"
 SUMMARY = "download a Qualys report template and send its vulnerabilities (default)"
@@ -70,7 +72,8 @@ def produce(job) -> None:
             path = os.path.join(workdir, "report.xml")
             download(cfg, path, job)
             if cfg.keep_report:
-                shutil.copyfile(path, cfg.keep_report)
+                with open(path, "rb") as src, create_private(cfg.keep_report) as dst:
+                    shutil.copyfileobj(src, dst)
                 job.log.info("kept the downloaded report as %s", cfg.keep_report)
         job.check_stop()
 
@@ -93,7 +96,7 @@ def produce(job) -> None:
 def download(cfg, dest: str, job) -> None:
     from qualys_connector.qualys.api import QualysClient
 
-    job.log.info("asking Qualys at %s for the report of template %s", cfg.url, cfg.template_id)
+    job.log.info("asking Qualys at %s for the report of template %s", mask_url(cfg.url), cfg.template_id)
     with QualysClient(cfg.url, cfg.user_id, cfg.password, proxy=cfg.proxy,
                       proxy_username=cfg.proxy_username, proxy_password=cfg.proxy_password,
                       verify=cfg.tls_verify, timeout=cfg.timeout, poll_interval=cfg.poll_interval,

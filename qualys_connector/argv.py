@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from .errors import UsageError
 
+# Short forms the Perl tools' guides print, kept when a newer option made them ambiguous:
+# ``-st`` is -stderr (not -statedir), ``-i`` is -ipv6 (not -insecure).
+KEPT_PREFIXES = {"st": "stderr", "i": "ipv6"}
+
 
 def normalize(argv: list[str], options: dict[str, bool]) -> list[str]:
     """Rewrite ``argv``; ``options`` maps each long option name to whether it takes a value."""
@@ -47,6 +51,8 @@ def resolve(name: str, options: dict[str, bool], original: str) -> str:
         raise UsageError(f"unknown option {original!r}")
     if lowered in options:
         return lowered
+    if KEPT_PREFIXES.get(lowered) in options:
+        return KEPT_PREFIXES[lowered]
     matches = sorted(o for o in options if o.startswith(lowered))
     if len(matches) == 1:
         return matches[0]

@@ -25,7 +25,8 @@ use_plugins(input_plugins.load)     # the edge hands the core its plugins
 
 COMMON_OPTIONS = {"server": True, "port": True, "plugininfo": True, "ipv6": False, "pkcs12": True,
                   "password": True, "syslog": False, "stderr": False, "logfile": True, "level": True,
-                  "csvfile": True, "runondc": True, "help": False, "version": False}
+                  "csvfile": True, "runondc": True, "help": False, "version": False,
+                  "statedir": True, "fmcca": True, "insecure": False}
 MULTI_OPTIONS = dict(COMMON_OPTIONS, multiinfo=True, jobs=True)
 
 OPTION_TABLE = """\
@@ -41,6 +42,9 @@ OPTION_TABLE = """\
   -le[vel]=N         0 error, 1 warning, 2 info (default), 3 debug
   -c[svfile]=F       write the host input commands to F instead of sending them
   -r[unondc]=y|n     accepted for old crontabs; only n (run on a separate host) is supported
+  -sta[tedir]=DIR    state and lock directory (default ~/.local/state/qualys-connector; env QC_STATE_DIR)
+  -f[mcca]=F         CA file to verify the FMC's certificate (default: the CAs in the PKCS#12)
+  -in[secure]        do not verify the FMC's certificate (warns)
   -h, --help         this help; -v, --version: the version
 Options may be written -opt=V, -opt V, --opt=V, or as any unique prefix (-se, -serv).
 Exit codes: 0 delivered, 1 usage/configuration error, 2 run-time failure, 75 another run holds the lock."""
@@ -90,6 +94,10 @@ def _common(f, multi: bool = False):
                      help="0 error, 1 warning, 2 info, 3 debug."),
         click.option("--csvfile", metavar="FILE", help="Write the commands to FILE instead of sending."),
         click.option("--runondc", hidden=True, default="n"),
+        click.option("--statedir", metavar="DIR", help="State and lock directory (env QC_STATE_DIR)."),
+        click.option("--fmcca", envvar="QC_FMC_CA", metavar="FILE",
+                     help="CA file to verify the FMC's certificate (env QC_FMC_CA)."),
+        click.option("--insecure", is_flag=True, help="Do not verify the FMC's certificate."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -138,7 +146,8 @@ def _options(plugin: str, kw: dict) -> Options:
     if server and server.startswith("[") and server.endswith("]"):
         server = server[1:-1]          # [fd00::10], as in URLs
     return Options(plugin=plugin, server=server, port=kw["port"], plugininfo=kw["plugininfo"],
-                   ipv6=kw["ipv6"], pkcs12=kw["pkcs12"], password=kw["password"], csvfile=kw["csvfile"])
+                   ipv6=kw["ipv6"], pkcs12=kw["pkcs12"], password=kw["password"], csvfile=kw["csvfile"],
+                   statedir=kw["statedir"], fmcca=kw["fmcca"], insecure=kw["insecure"])
 
 
 def _start_logging(kw: dict, ident: str):
@@ -167,7 +176,7 @@ def _run_single(plugin: str, kw: dict) -> int:
     stop = threading.Event()
     try:
         plugin_module, config = prepare(options, log)
-        with RunLock(lock_key(options, plugin_module)):
+        with RunLock(lock_key(options, plugin_module), state_dir=options.statedir):
             with StopSignals(stop):
                 run(options, plugin=plugin_module, config=config, log=log, stop=stop, summary=summary)
         return EXIT_OK

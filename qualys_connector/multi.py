@@ -87,7 +87,7 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
 
     worst = EXIT_OK
     try:
-        with RunLock(lock_key(options, base_plugin)):
+        with RunLock(lock_key(options, base_plugin), state_dir=options.statedir):
             with StopSignals(stop):
                 width = concurrency_cap(base_config, jobs, log)
                 if width <= 1:

@@ -16,7 +16,7 @@ import threading
 from .delivery import send_file
 from .errors import ConnectorError, Interrupted, UsageError
 from .hostinput.client import HostInputClient
-from .hostinput.pkcs12 import client_context, find_pkcs12, load_identity
+from .hostinput.pkcs12 import client_context, find_pkcs12, fmc_trust, load_identity, report_trust
 from .logsetup import add_secret, get_logger
 from .outpath import check_output_path
 from .plugin import InputPlugin, Job, find_plugin
@@ -63,6 +63,8 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
         add_secret(options.password)
         identity = load_identity(find_pkcs12(options.pkcs12), options.password)
         log.info("client certificate %s (%s)", identity.path, identity.subject)
+        trust = fmc_trust(identity, options.fmcca or getattr(config, "fmc_ca", None), insecure=options.insecure)
+        report_trust(trust, log)
     target_dir = os.path.dirname(os.path.abspath(options.csvfile)) if options.csvfile else None
     if target_dir and not os.path.isdir(target_dir):
         raise UsageError(f"the directory of -csvfile {options.csvfile} does not exist")
@@ -85,7 +87,7 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
             summary.outcome = "written"
             return summary
         summary.outcome = "sending"
-        context = client_context(identity)
+        context = client_context(identity, trust)
         with HostInputClient(options.server, options.port, context, ipv6=options.ipv6,
                              timeout=options.timeout) as client:
             log.info("connected to the FMC at %s, MAX_SIZE %d", client.where, client.max_size)

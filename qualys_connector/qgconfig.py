@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from . import yamlconf
 from .errors import ConfigError
-from .logsetup import add_secret, get_logger
+from .logsetup import add_secret, get_logger, mask_url
 
 DEFAULT_URL = "https://qualysapi.qualys.com"
 VULN_TYPES = {"vuln": "Vuln", "practice": "Practice", "ig": "Ig"}
@@ -14,7 +15,7 @@ VULN_TYPES = {"vuln": "Vuln", "practice": "Practice", "ig": "Ig"}
 KEYS = ("user_id", "password", "template_id", "url", "add_host", "ip_ranges", "proxy",
         "proxy_username", "proxy_password", "report_file", "keep_report", "scanner_name",
         "source_name", "vuln_types", "min_severity", "set_os", "ascii_only", "domain", "ca_bundle", "verify",
-        "timeout", "poll_interval", "max_wait")
+        "timeout", "poll_interval", "max_wait", "fmc_ca")
 
 log = get_logger()
 _WARNED_HTTP: set[str] = set()
@@ -42,6 +43,7 @@ class QualysGuardConfig:
     ascii_only: bool = True
     domain: str | None = None
     ca_bundle: str | None = None
+    fmc_ca: str | None = None         # CA file for the FMC's host input certificate (-fmcca wins)
     verify: bool = True
     timeout: float = 120.0
     poll_interval: float = 30.0
@@ -79,18 +81,21 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
         template_id=template_override or s(data, "template_id", path, required=online),
         report_file=report_file,
     )
-    if cfg.template_id is not None and not str(cfg.template_id).strip().isdigit():
+    if template_override is None and not yamlconf.written_in_decimal(data.get("template_id")):
+        raise yamlconf.error(data, "template_id", "is not written in decimal digits (YAML would read 0x1A "
+                             "as 26, another template)", path, "write the ID as Qualys shows it, digits only")
+    if cfg.template_id is not None and not re.fullmatch(r"[0-9]+", str(cfg.template_id).strip()):
         raise yamlconf.error(data, "template_id", f"'{cfg.template_id}' is not a report template ID "
                              "(a number)", path, "see the README: finding your template ID")
     if cfg.template_id is not None:
         cfg.template_id = str(cfg.template_id).strip()
     cfg.url = s(data, "url", path, DEFAULT_URL).rstrip("/")
     if not cfg.url.startswith(("https://", "http://")):
-        raise yamlconf.error(data, "url", f"'{cfg.url}' is not an http(s) URL", path,
+        raise yamlconf.error(data, "url", f"'{mask_url(cfg.url)}' is not an http(s) URL", path,
                              "for example https://qualysapi.qualys.com")
     if cfg.url.startswith("http://") and online and cfg.url not in _WARNED_HTTP:
         _WARNED_HTTP.add(cfg.url)         # once per process, not once per template
-        log.warning("url %s is plain http: fine for the bundled emulator, never for Qualys itself", cfg.url)
+        log.warning("url %s is plain http: fine for the bundled emulator, never for Qualys itself", mask_url(cfg.url))
     cfg.add_host = yamlconf.as_bool(data, "add_host", path, False)
     raw_ranges = data.get("ip_ranges")
     if isinstance(raw_ranges, dict):
@@ -102,7 +107,7 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
                              "use addresses, CIDR blocks or a-b ranges, separated by commas") from None
     cfg.proxy = s(data, "proxy", path)
     if cfg.proxy and not cfg.proxy.startswith(("http://", "https://")):
-        raise yamlconf.error(data, "proxy", f"'{cfg.proxy}' is not a proxy URL", path,
+        raise yamlconf.error(data, "proxy", f"'{mask_url(cfg.proxy)}' is not a proxy URL", path,
                              "for example https://192.168.1.100:443")
     cfg.proxy_username = s(data, "proxy_username", path)
     cfg.proxy_password = s(data, "proxy_password", path, env="QC_PROXY_PASSWORD")
@@ -126,8 +131,11 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     cfg.ascii_only = yamlconf.as_bool(data, "ascii_only", path, True)
     cfg.domain = s(data, "domain", path)
     cfg.ca_bundle = _path_near(path, s(data, "ca_bundle", path))
-    if cfg.ca_bundle and not os.path.isfile(cfg.ca_bundle):
-        raise yamlconf.error(data, "ca_bundle", f"{cfg.ca_bundle} does not exist", path)
+    if cfg.ca_bundle:
+        yamlconf.check_pem_file(data, "ca_bundle", path, cfg.ca_bundle)
+    cfg.fmc_ca = _path_near(path, s(data, "fmc_ca", path))
+    if cfg.fmc_ca:
+        yamlconf.check_pem_file(data, "fmc_ca", path, cfg.fmc_ca)
     cfg.verify = yamlconf.as_bool(data, "verify", path, True)
     cfg.timeout = yamlconf.as_float(data, "timeout", path, 120.0, minimum=1)
     cfg.poll_interval = yamlconf.as_float(data, "poll_interval", path, 30.0, minimum=0)

@@ -26,6 +26,10 @@ class Options:
     csvfile: str | None = None
     template_id: str | None = None      # process-multiple overrides template_id per run
     timeout: float = 120.0
+    # hardening: where state and locks live, and how the FMC's certificate is checked
+    statedir: str | None = None
+    fmcca: str | None = None
+    insecure: bool = False
 
 
 @dataclass

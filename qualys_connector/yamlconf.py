@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 import stat
 from typing import Any, Iterable
@@ -15,8 +16,10 @@ from typing import Any, Iterable
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarint import BinaryInt, HexCapsInt, HexInt, OctalInt, ScalarInt
 
 from .errors import ConfigError
+from .smallfile import MAX_CONFIG_BYTES, FileTooLarge, NotPem, read_pem_certificates, read_small
 
 TRUE_WORDS = {"y", "yes", "true", "t", "on", "1"}
 FALSE_WORDS = {"n", "no", "false", "f", "off", "0"}
@@ -25,8 +28,11 @@ FALSE_WORDS = {"n", "no", "false", "f", "off", "0"}
 def load_mapping(path: str, what: str = "configuration file", example: str | None = None) -> CommentedMap:
     """Read ``path`` as a YAML mapping; every failure becomes one ConfigError line."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = read_small(path, MAX_CONFIG_BYTES)
+    except FileTooLarge:
+        raise ConfigError(f"{what} {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB",
+                          "a configuration file is a few lines; check -plugininfo / --settings names the right "
+                          "file") from None
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist",
                           f"create it from {example or 'the example file'} of the qualys-connector "
@@ -50,6 +56,10 @@ def load_mapping(path: str, what: str = "configuration file", example: str | Non
                           path=path, line=line) from None
     except YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", path=path) from None
+    except RecursionError:
+        raise ConfigError("not valid YAML: lists or mappings nested too deeply",
+                          "a configuration file holds key: value pairs, nested a few levels at most",
+                          path=path) from None
     if data is None:
         data = CommentedMap()
     if not isinstance(data, dict):
@@ -102,14 +112,27 @@ def _number(mapping: Any, key: str, path: str, default, minimum, convert, noun: 
     if value is None or value == "":
         return default
     try:
+        if not written_in_decimal(value):
+            raise error(mapping, key, "is not written in decimal digits", path,
+                        "YAML reads 0x.., 0o.., 0b.. and 1_000 as other numbers; write plain digits")
         if isinstance(value, bool):
             raise ValueError
         number = convert(str(value).strip())
     except ValueError:
         raise error(mapping, key, f"'{value}' is not {noun}", path) from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise error(mapping, key, f"'{value}' is not a finite number", path, "give a number of seconds")
     if minimum is not None and number < minimum:
         raise error(mapping, key, f"{number} is below the minimum of {minimum}", path)
     return number
+
+
+def written_in_decimal(value: Any) -> bool:
+    """False for YAML integers written 0x1A, 0o17, 0b11 or 1_000, which YAML reads as numbers:
+    an ID or a count is written in decimal digits, and a silent 0x1A → 26 would pick another."""
+    if isinstance(value, (HexInt, HexCapsInt, OctalInt, BinaryInt)):
+        return False
+    return not (isinstance(value, ScalarInt) and getattr(value, "_underscore", None))
 
 
 def as_int(mapping: Any, key: str, path: str, default: int | None, minimum: int | None = None) -> int | None:
@@ -145,3 +168,18 @@ def warn_if_readable_by_others(path: str, log: logging.Logger) -> None:
         return
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("%s is readable by other users; it may hold passwords: chmod 600 %s", path, path)
+
+
+def check_pem_file(mapping: Any, key: str, path: str, file: str) -> None:
+    """``ca_bundle``/``fmc_ca``: a PEM file of CA certificates, or one ConfigError saying what it is instead."""
+    try:
+        read_pem_certificates(file)
+    except FileNotFoundError:
+        raise error(mapping, key, f"{file} does not exist", path) from None
+    except IsADirectoryError:
+        raise error(mapping, key, f"{file} is a directory, not a PEM file", path) from None
+    except OSError as exc:
+        raise error(mapping, key, f"cannot read {file}: {exc.strerror}", path) from None
+    except (FileTooLarge, NotPem) as exc:
+        raise error(mapping, key, str(exc), path, "give a PEM file of CA certificates "
+                    "(-----BEGIN CERTIFICATE-----)") from None

@@ -169,7 +169,8 @@ def test_connection_refused(tmp_path, pki, lock_dir):
 
 def test_untrusted_client_certificate_is_rejected_at_the_handshake(tmp_path, pki, fmc, lock_dir):
     source = write_csv(tmp_path / "in.csv", sample_lines(2))
-    result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.untrusted_client_pkcs12}",
+    # -fmcca: our side trusts the FMC (its CA is not the one in the foreign PKCS#12), so the refusal is the FMC's
+    result = run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={pki.untrusted_client_pkcs12}", f"-fmcca={pki.ca_cert}",
                      f"-pl={source}", "csv", env=env())
     assert result.returncode == 1, result.stderr            # a person must act: exit 1
     assert "refused the TLS handshake" in result.stderr and "did not accept the client certificate" in result.stderr

@@ -18,7 +18,7 @@ import httpx
 
 from .. import __version__
 from ..errors import CensysAuthError, CensysError
-from ..logsetup import add_secret, get_logger
+from ..logsetup import add_secret, get_logger, mask_url
 from ..retry import Retry, RetryExhausted, Rule
 from .events import LogbookEvent
 
@@ -90,11 +90,11 @@ class CensysClient:
                 response = self._http.request(method, path, **kw)
             except httpx.TimeoutException as exc:
                 failure: Exception = exc
-                error = CensysError(f"Censys at {self.url} did not answer {what} in time", "run again later")
+                error = CensysError(f"Censys at {mask_url(self.url)} did not answer {what} in time", "run again later")
                 rule = retry.match(exc=exc)
             except httpx.HTTPError as exc:
                 failure = exc
-                error = CensysError(f"cannot reach Censys at {self.url} for {what}: {str(exc).splitlines()[0][:160]}",
+                error = CensysError(f"cannot reach Censys at {mask_url(self.url)} for {what}: {str(exc).splitlines()[0][:160]}",
                                     "check asm_api_url and the network")
                 rule = retry.match(exc=exc)
             else:

@@ -11,6 +11,7 @@ from ..edge import StopSignals, exit_code, fail, sleeper
 from ..errors import EXIT_FAILURE, EXIT_OK, ActionRequired, ConfigError, ConnectorError, Interrupted
 from ..locking import RunLock
 from ..logsetup import configure, log_summary
+from ..statedir import private_dir
 from .position import Position
 
 
@@ -101,12 +102,8 @@ def _cycles(settings_path, state_dir, reset, log, stop: threading.Event, signals
 
     try:
         settings = settings_module.load(settings_path)
-        state_dir = state_dir or os.path.dirname(os.path.abspath(settings_path))
-        try:
-            os.makedirs(state_dir, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the state directory {state_dir}: {exc.strerror}",
-                              "choose another with --state-dir (or CQ_STATE_DIR)") from None
+        state_dir = str(private_dir(state_dir or os.path.dirname(os.path.abspath(settings_path)),
+                                    "state directory", "choose another with --state-dir (or CQ_STATE_DIR)"))
         position = Position(state_dir)
         with RunLock(position.path, os.path.join(state_dir, "censys-qualys.lock")):
             first = True

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .. import yamlconf
 from ..errors import ConfigError
-from ..logsetup import add_secret, get_logger
+from ..logsetup import add_secret, get_logger, mask_url
 from .api import DEFAULT_URL
 
 log = get_logger()
@@ -71,14 +71,16 @@ def load(path: str) -> Settings:
     key = s(auth, "asm_api_key", path, required=True, env="CENSYS_ASM_API_KEY")
     url = os.environ.get("CENSYS_API_URL") or s(auth, "asm_api_url", path, DEFAULT_URL)
     if not url.startswith(("https://", "http://")):
-        raise yamlconf.error(auth, "asm_api_url", f"'{url}' is not an http(s) URL", path)
+        raise yamlconf.error(auth, "asm_api_url", f"'{mask_url(url)}' is not an http(s) URL", path)
     qualys_url = s(qualys, "qualys_api_url", path, required=True).rstrip("/")
     if not qualys_url.startswith(("https://", "http://")):
-        raise yamlconf.error(qualys, "qualys_api_url", f"'{qualys_url}' is not an http(s) URL", path,
+        raise yamlconf.error(qualys, "qualys_api_url", f"'{mask_url(qualys_url)}' is not an http(s) URL", path,
                              "for example https://qualysapi.qualys.com")
     ca_bundle = s(qualys, "ca_bundle", path)
     if ca_bundle and not os.path.isabs(ca_bundle):
         ca_bundle = os.path.join(os.path.dirname(os.path.abspath(path)), ca_bundle)
+    if ca_bundle:
+        yamlconf.check_pem_file(qualys, "ca_bundle", path, ca_bundle)
     verify = yamlconf.as_bool(qualys, "verify", path, True)
     settings = Settings(
         path=path, asm_api_key=key, asm_api_url=url.rstrip("/"),

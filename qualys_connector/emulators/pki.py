@@ -129,7 +129,9 @@ def write_client_pkcs12(path: str, pki: "PkiPaths | str", *, password: str | Non
                                            serialization.NoEncryption()), 0o600)
         _write(cert_path, _pem(cert))
         env = dict(os.environ, QC_P12_PASS=password)
+        ca_path = os.path.join(directory, "ca.pem")     # the CA goes in, as in the other encryptions
         result = subprocess.run([openssl, "pkcs12", "-export", "-legacy", "-inkey", key_path, "-in", cert_path,
+                                 "-certfile", ca_path,
                                  "-certpbe", "PBE-SHA1-RC2-40", "-keypbe", "PBE-SHA1-RC2-40",
                                  "-passout", "env:QC_P12_PASS", "-out", path], capture_output=True, env=env)
         if result.returncode != 0:

@@ -10,7 +10,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from ..errors import FMCCertificateRejected, FMCConnectError, FMCProtocolError
+from ..errors import FMCCertificateRejected, FMCCertificateUntrusted, FMCConnectError, FMCProtocolError
 from . import tlv
 from .replies import Reply, parse_reply
 
@@ -100,6 +100,10 @@ class HostInputClient:
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self._sock = self.context.wrap_socket(raw, server_hostname=None)
+        except ssl.SSLCertVerificationError as exc:
+            raw.close()
+            raise FMCCertificateUntrusted(f"the FMC's certificate at {self.where} is not trusted: "
+                                          f"{exc.verify_message or exc.reason}") from None
         except (ssl.SSLError, ConnectionError) as exc:
             raw.close()
             raise self._handshake_error(str(getattr(exc, "reason", None) or exc)) from None

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ..errors import CertificateError
+from ..smallfile import MAX_CERT_BYTES, FileTooLarge, NotPem, read_pem_certificates, read_small
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,12 @@ def find_pkcs12(explicit: str | None, directory: str = ".") -> str:
 def load_identity(path: str, password: str | None) -> ClientIdentity:
     """Decrypt the PKCS#12 file; every failure is one CertificateError line without the password."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = read_small(path, MAX_CERT_BYTES)
+    except FileTooLarge:
+        raise CertificateError(f"PKCS#12 file {path} is larger than {MAX_CERT_BYTES // 1024} KiB",
+                               "a client certificate file is a few KiB: give the .pkcs12 file the FMC issued") from None
+    except IsADirectoryError:
+        raise CertificateError(f"PKCS#12 file {path} is a directory", "check the -pkcs12 path") from None
     except FileNotFoundError:
         raise CertificateError(f"PKCS#12 file {path} does not exist",
                                "check the -pkcs12 path") from None
@@ -97,22 +102,83 @@ def _memfd_path(data: bytes) -> tuple[int, str]:
     return fd, f"/proc/self/fd/{fd}"
 
 
-def client_context(identity: ClientIdentity, *, verify_server: str | None = None) -> ssl.SSLContext:
-    """A TLS client context presenting ``identity``.
+@dataclass(frozen=True)
+class FMCTrust:
+    """How the FMC's host input certificate is checked: against ``cas`` (chain and dates, not the
+    host name: FMC certificates rarely name the address cron uses), or not at all."""
 
-    The FMC's host input certificate is self-issued and the SDK never verified it
-    (``SSL_verify_mode 0``); we do the same by default, and verify when a CA file is given.
+    cas: tuple[x509.Certificate, ...]
+    source: str                 # "-fmcca FILE", "the PKCS#12 file", or "" when not verified
+    warning: str | None = None  # said once per run when the FMC is not verified
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.cas)
+
+
+def fmc_trust(identity: ClientIdentity, fmc_ca: str | None = None, *, insecure: bool = False) -> FMCTrust:
+    """``-insecure`` → not verified (warned); ``-fmcca`` / ``fmc_ca`` → its CAs; else the CA
+    certificates inside the PKCS#12; none there → not verified, with a warning saying how to fix it."""
+    if insecure:
+        return FMCTrust((), "", "-insecure: the FMC's certificate is not verified; anyone on the path "
+                                "can pose as the FMC and read the vulnerability data")
+    if fmc_ca:
+        try:
+            cas = read_pem_certificates(fmc_ca)
+        except FileNotFoundError:
+            raise CertificateError(f"-fmcca file {fmc_ca} does not exist", "check the -fmcca / QC_FMC_CA path") from None
+        except IsADirectoryError:
+            raise CertificateError(f"-fmcca file {fmc_ca} is a directory, not a PEM file") from None
+        except OSError as exc:
+            raise CertificateError(f"cannot read -fmcca file {fmc_ca}: {exc.strerror}") from None
+        except (FileTooLarge, NotPem) as exc:
+            raise CertificateError(f"-fmcca: {exc}", "give the CA certificate of the FMC in PEM form") from None
+        return FMCTrust(tuple(cas), f"-fmcca {fmc_ca}")
+    cas = tuple(c for c in identity.additional if _is_ca(c))
+    if cas:
+        return FMCTrust(cas, f"the CA certificates in {identity.path}")
+    return FMCTrust((), "", f"{identity.path} carries no CA certificate, so the FMC's certificate is not "
+                            "verified; give the FMC's CA with -fmcca=FILE (or fmc_ca in QualysGuard.yaml), "
+                            "or say -insecure to silence this")
+
+
+_said: set[str] = set()
+
+
+def report_trust(trust: FMCTrust, log) -> None:
+    """Log how the FMC is checked: the warning once per process (process-multiple runs many jobs)."""
+    if trust.warning:
+        if trust.warning not in _said:
+            _said.add(trust.warning)
+            log.warning("%s", trust.warning)
+    else:
+        log.debug("the FMC's certificate is verified against %s", trust.source)
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return cert.issuer == cert.subject       # an old self-signed root without extensions
+
+
+def client_context(identity: ClientIdentity, trust: FMCTrust | None = None) -> ssl.SSLContext:
+    """A TLS client context presenting ``identity`` and checking the FMC as ``trust`` says.
+
+    The Perl SDK never verified the FMC (``SSL_verify_mode 0``). We verify its chain and dates
+    against the CA certificates given (``-fmcca``) or bundled in the PKCS#12; the host name is
+    not checked. ``trust=None`` means not verified (tests and the emulators' own tools).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     # Which TLS versions a real FMC offers is undocumented (docs/host-input.md §2.2 [?]); the SDK left it to
     # OpenSSL, which negotiated 1.3 or 1.2. We refuse anything older than 1.2 on purpose.
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if verify_server:
-        context.load_verify_locations(cafile=verify_server)
-        context.check_hostname = False
+    context.check_hostname = False
+    if trust is not None and trust.verified:
+        context.load_verify_locations(cadata="".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii")
+                                                     for c in trust.cas))
         context.verify_mode = ssl.CERT_REQUIRED
     else:
-        context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     pem = identity.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                      serialization.NoEncryption())

@@ -23,7 +23,7 @@ import httpx
 
 from .. import __version__
 from ..errors import Interrupted, QualysAuthError, QualysError
-from ..logsetup import add_secret, get_logger
+from ..logsetup import add_secret, get_logger, mask_url
 from ..retry import Retry, RetryExhausted, Rule
 from .responses import Limits, ResponseFormatError, SimpleReturn, as_int, parse_limits, parse_simple_return
 
@@ -169,13 +169,13 @@ class QualysTransport:
                                "check proxy, proxy_username and proxy_password")
         if isinstance(exc, httpx.ConnectError):
             if "CERTIFICATE_VERIFY_FAILED" in reason or "certificate verify failed" in reason:
-                return QualysError(f"the TLS certificate of {self.url} could not be verified ({reason})",
+                return QualysError(f"the TLS certificate of {mask_url(self.url)} could not be verified ({reason})",
                                    "set ca_bundle to the CA that signed it (verify: n turns checking off; "
                                    "do not do that in production)")
-            return QualysError(f"cannot connect to Qualys at {self.url} for {what}: {reason}",
+            return QualysError(f"cannot connect to Qualys at {mask_url(self.url)} for {what}: {reason}",
                                "check url, the network path to port 443 and the proxy settings")
         if isinstance(exc, httpx.TimeoutException):
-            return QualysError(f"Qualys at {self.url} did not answer {what} within {self.timeout:.0f} s",
+            return QualysError(f"Qualys at {mask_url(self.url)} did not answer {what} within {self.timeout:.0f} s",
                                "try again later, or raise timeout in QualysGuard.yaml")
         return QualysError(f"the connection to Qualys broke during {what}: {reason}", "run again")
 
