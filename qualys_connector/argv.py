@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from .errors import UsageError
 
+# Options the Perl tools never had. A prefix is matched against the old options first, so an old
+# crontab's abbreviation keeps its meaning (``-m`` stays -multiinfo in process-multiple, ``-s`` stays
+# ambiguous among -server/-stderr/-syslog); a new option is reached by a prefix no old one has.
+NEWER_OPTIONS = frozenset({"metrics", "summaryjson"})
+
 
 def normalize(argv: list[str], options: dict[str, bool]) -> list[str]:
     """Rewrite ``argv``; ``options`` maps each long option name to whether it takes a value."""
@@ -47,7 +52,8 @@ def resolve(name: str, options: dict[str, bool], original: str) -> str:
         raise UsageError(f"unknown option {original!r}")
     if lowered in options:
         return lowered
-    matches = sorted(o for o in options if o.startswith(lowered))
+    matches = sorted(o for o in options if o.startswith(lowered) and o not in NEWER_OPTIONS) or \
+        sorted(o for o in options if o.startswith(lowered))
     if len(matches) == 1:
         return matches[0]
     if not matches:

@@ -14,15 +14,17 @@ import click
 
 import input_plugins
 
-from . import __version__, argv as perl_argv
+from . import __version__, argv as perl_argv, metrics
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConnectorError, Interrupted, LockHeld
 from .locking import RunLock
 from .logsetup import configure, get_logger, log_internal_error, log_summary
 from .pipeline import Options, Summary, lock_key, prepare, run
+from .secretenv import read_secret
 
 COMMON_OPTIONS = {"server": True, "port": True, "plugininfo": True, "ipv6": False, "pkcs12": True,
                   "password": True, "syslog": False, "stderr": False, "logfile": True, "level": True,
-                  "csvfile": True, "runondc": True, "help": False, "version": False}
+                  "csvfile": True, "runondc": True, "help": False, "version": False,
+                  "metrics": True, "summaryjson": True}   # the last two are newer than the Perl tools: see argv.py
 MULTI_OPTIONS = dict(COMMON_OPTIONS, multiinfo=True, jobs=True)
 
 OPTION_TABLE = """\
@@ -38,6 +40,8 @@ OPTION_TABLE = """\
   -le[vel]=N         0 error, 1 warning, 2 info (default), 3 debug
   -c[svfile]=F       write the host input commands to F instead of sending them
   -r[unondc]=y|n     accepted for old crontabs; only n (run on a separate host) is supported
+  -me[trics]=F       write the run's Prometheus metrics to F after every run (env QC_METRICS_FILE)
+  -su[mmaryjson]=F   write the run's summary as JSON to F after every run
   -h, --help         this help; -v, --version: the version
 Options may be written -opt=V, -opt V, --opt=V, or as any unique prefix (-se, -serv).
 Exit codes: 0 delivered, 1 usage/configuration error, 2 run-time failure, 75 another run holds the lock."""
@@ -87,6 +91,10 @@ def _common(f, multi: bool = False):
                      help="0 error, 1 warning, 2 info, 3 debug."),
         click.option("--csvfile", metavar="FILE", help="Write the commands to FILE instead of sending."),
         click.option("--runondc", hidden=True, default="n"),
+        # --- operations hook (metrics): the run files for monitoring, written after every run
+        click.option("--metrics", metavar="FILE", envvar="QC_METRICS_FILE",
+                     help="Write the run's Prometheus metrics to FILE (env QC_METRICS_FILE)."),
+        click.option("--summaryjson", metavar="FILE", help="Write the run's summary as JSON to FILE."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -125,7 +133,7 @@ def process_multiple_command(multiinfo, jobs, plugin, **kw):
         raise click.UsageError(f"process-multiple runs the QualysGuard plugin only, not {plugin!r}")
     log = _start_logging(kw, "process-multiple")
     options = _options("QualysGuard", kw)
-    return run_multiple(options, multiinfo, jobs, log)
+    return run_multiple(options, multiinfo, jobs, log, reporter=_reporter(kw, "process-multiple"))
 
 
 def _options(plugin: str, kw: dict) -> Options:
@@ -135,7 +143,14 @@ def _options(plugin: str, kw: dict) -> Options:
     if server and server.startswith("[") and server.endswith("]"):
         server = server[1:-1]          # [fd00::10], as in URLs
     return Options(plugin=plugin, server=server, port=kw["port"], plugininfo=kw["plugininfo"],
-                   ipv6=kw["ipv6"], pkcs12=kw["pkcs12"], password=kw["password"], csvfile=kw["csvfile"])
+                   ipv6=kw["ipv6"], pkcs12=kw["pkcs12"], password=_pkcs12_password(kw), csvfile=kw["csvfile"])
+
+
+def _pkcs12_password(kw: dict) -> str | None:
+    """-password as typed, else QC_PKCS12_PASSWORD or QC_PKCS12_PASSWORD_FILE (click reads only the first)."""
+    if kw["password"] and kw["password"] != os.environ.get("QC_PKCS12_PASSWORD"):
+        return kw["password"]
+    return read_secret("QC_PKCS12_PASSWORD")
 
 
 def _start_logging(kw: dict, ident: str):
@@ -161,8 +176,10 @@ def _run_single(plugin: str, kw: dict) -> int:
     log = _start_logging(kw, "qualys-connector")
     options = _options(plugin, kw)
     summary = Summary()
+    reporter = _reporter(kw, "qualys-connector")
     stop = threading.Event()
     try:
+        reporter.check()
         plugin_module, config = prepare(options, log)
         with RunLock(lock_key(options, plugin_module)):
             with _signals_raise(stop):
@@ -171,14 +188,21 @@ def _run_single(plugin: str, kw: dict) -> int:
     except ConnectorError as exc:
         summary.outcome = ("interrupted" if isinstance(exc, Interrupted) else
                            "locked" if isinstance(exc, LockHeld) else "failed")
+        summary.exit_code = exc.exit_code
         log.error("%s", exc)
         return exc.exit_code
     except Exception as exc:   # a bug: one line (traceback at -level=3), and still the summary last
-        summary.outcome = "failed"
+        summary.outcome, summary.exit_code = "failed", EXIT_FAILURE
         log_internal_error(log, exc)
         return EXIT_FAILURE
     finally:
+        reporter.write([metrics.from_summary(summary, exit_code=summary.exit_code)], log)   # operations hook
         log_summary(log, summary.line())
+
+
+def _reporter(kw: dict, command: str) -> metrics.Reporter:
+    """Operations hook: -metrics / -summaryjson, written after every run whatever its result."""
+    return metrics.Reporter(command, kw.get("metrics"), kw.get("summaryjson"))
 
 
 class _signals_raise:

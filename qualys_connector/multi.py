@@ -13,6 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from . import metrics
 from .errors import EXIT_FAILURE, EXIT_OK, ConnectorError, Interrupted, LockHeld, UsageError
 from .locking import RunLock
 from .logsetup import log_internal_error, log_summary, set_label
@@ -53,15 +54,20 @@ def concurrency_cap(config, jobs: int, log) -> int:
     return jobs
 
 
-def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
+def run_multiple(options: Options, multiinfo: str, jobs: int, log, reporter=None) -> int:
     from .cli import _signals_raise
 
     stop = threading.Event()
     try:    # a bad -multiinfo, YAML or option: logged to the chosen sinks, then the summary
+        if reporter:
+            reporter.check()
         ids = template_ids(multiinfo)
         base_plugin, base_config = prepare(dataclasses.replace(options, template_id=ids[0]), log)
     except ConnectorError as exc:
         log.error("%s", exc)
+        if reporter:    # operations hook: one failed series per template named
+            reporter.write([metrics.Run("failed", exc.exit_code, 0.0, {}, {"template": t})
+                            for t in dict.fromkeys(i.strip() for i in multiinfo.split(",") if i.strip())], log)
         log_summary(log, "Summary: templates=%d ok=0 failed=0 (nothing started)",
                     len([i for i in multiinfo.split(",") if i.strip()]))
         return exc.exit_code
@@ -119,6 +125,9 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
         worst = max(worst, s.exit_code)
     done = [tid for tid, s in summaries.items() if s.outcome in ("delivered", "written")]
     not_done = [t for t in ids if t not in done]
+    if reporter:    # operations hook: one series per template; a template that did not succeed shows `worst`
+        reporter.write([metrics.from_summary(s, exit_code=s.exit_code or (0 if t in done else worst), template=t)
+                        for t, s in summaries.items()], log)
     log_summary(log, "Summary: templates=%d ok=%d failed=%d%s", len(ids), len(done), len(failed),
                 f" ({', '.join(f'{t}: {summaries[t].outcome}' for t in not_done)})" if not_done else "")
     return worst

@@ -5,10 +5,12 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import click
 
-from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, ConnectorError, Interrupted
+from .. import metrics
+from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, ConnectorError, Interrupted, LockHeld
 from ..locking import RunLock
 from ..logsetup import configure, log_internal_error, log_summary
 from .position import Position
@@ -25,6 +27,8 @@ def _common(f):
                      help="0 error, 1 warning, 2 info, 3 debug."),
         click.option("--logfile", metavar="FILE", help="Append the log to FILE."),
         click.option("--syslog", is_flag=True, help="Log to syslog as well."),
+        click.option("--metrics", "metrics_file", metavar="FILE", envvar="CQ_METRICS_FILE",
+                     help="Write the Prometheus metrics of each cycle to FILE; env CQ_METRICS_FILE."),
     ]):
         f = decorator(f)
     return f
@@ -71,19 +75,19 @@ def main():
 
 @main.command()
 @_common
-def once(settings_path, state_dir, reset, level, logfile, syslog):
+def once(settings_path, state_dir, reset, level, logfile, syslog, metrics_file):
     """Run one cycle and exit (for cron)."""
-    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=False))
+    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=False, metrics_file=metrics_file))
 
 
 @main.command()
 @_common
-def run(settings_path, state_dir, reset, level, logfile, syslog):
+def run(settings_path, state_dir, reset, level, logfile, syslog, metrics_file):
     """Run a cycle every `interval` minutes until SIGTERM/SIGINT."""
-    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=True))
+    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=True, metrics_file=metrics_file))
 
 
-def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool) -> int:
+def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool, metrics_file=None) -> int:
     from ..qualys.api import QualysClient
     from . import settings as settings_module
     from .api import CensysClient
@@ -100,11 +104,18 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
 
+    reporter = metrics.Reporter("censys-qualys", metrics_file)     # operations hook: --metrics
+
+    def report(result, outcome: str, code: int, started: float) -> None:
+        reporter.write([metrics.from_cycle(result, outcome, code, started)], log)
+
     def stopped(position: Position, settings) -> None:
         name = signal.Signals(received[0]).name if received else "a stop request"
         log.info("stopped on %s; %s", name, _where(position, settings))
 
+    started = time.monotonic()
     try:
+        reporter.check()
         settings = settings_module.load(settings_path)
         state_dir = state_dir or os.path.dirname(os.path.abspath(settings_path))
         try:
@@ -122,7 +133,7 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
                     return EXIT_OK
             while True:
                 code, outcome = EXIT_OK, "ok"
-                result = CycleResult()
+                result, started = CycleResult(), time.monotonic()
                 try:
                     with CensysClient(settings.asm_api_key, settings.asm_api_url, sleep=_sleeper(stop)) as censys, \
                             QualysClient(settings.qualys_api_url, settings.qualys_username, settings.qualys_password,
@@ -134,19 +145,23 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
                                   result=result)
                 except Interrupted:
                     stopped(position, settings)
+                    report(result, "stopped", EXIT_OK if loop else EXIT_FAILURE, started)
                     _summary(log, result, "stopped")
                     return EXIT_OK if loop else EXIT_FAILURE
                 except ConnectorError as exc:
                     if exc.exit_code == EXIT_USAGE or not loop:   # config/auth: no point retrying
                         log.error("%s", exc)
+                        report(result, "failed", exc.exit_code, started)
                         _summary(log, result, "failed")
                         return exc.exit_code
                     log.error("%s; the position is kept, the next cycle tries again", exc)
                     code, outcome = exc.exit_code, "failed"
                 except Exception as exc:
                     log_internal_error(log, exc, "--level 3")
+                    report(result, "failed", EXIT_FAILURE, started)
                     _summary(log, result, "failed")
                     return EXIT_FAILURE
+                report(result, outcome, code, started)
                 _summary(log, result, outcome)
                 first = False
                 if not loop:
@@ -157,9 +172,11 @@ def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool)
                     return EXIT_OK
     except ConnectorError as exc:
         log.error("%s", exc)
+        report(CycleResult(), "locked" if isinstance(exc, LockHeld) else "failed", exc.exit_code, started)
         return exc.exit_code
     except Exception as exc:
         log_internal_error(log, exc, "--level 3")
+        report(CycleResult(), "failed", EXIT_FAILURE, started)
         return EXIT_FAILURE
 
 
