@@ -275,3 +275,23 @@ def test_censys_qualys_metrics_after_success_failure_lock_and_interruption(tmp_p
     assert proc.returncode == 2, err
     check("interrupted", 2)
     assert parse(prom)["censys_qualys_last_run_position"][()] == 7
+
+
+# ---------------------------------------------------------------- the options
+def test_the_new_options_leave_every_old_abbreviation_as_it_was():
+    from qualys_connector.argv import normalize
+    from qualys_connector.cli import COMMON_OPTIONS, MULTI_OPTIONS
+    assert normalize(["-m=1,2", "-me=m.prom", "-su", "s.json"], MULTI_OPTIONS) == [
+        "--multiinfo=1,2", "--metrics=m.prom", "--summaryjson=s.json"]
+    assert normalize(["-metrics=m.prom", "--summaryjson=s.json"], COMMON_OPTIONS) == [
+        "--metrics=m.prom", "--summaryjson=s.json"]
+    with pytest.raises(UsageError, match=r"could be -server, -stderr, -syslog \("):
+        normalize(["-s=1"], COMMON_OPTIONS)
+
+
+@pytest.mark.parametrize("program", ["qualys-connector", "process-multiple"])
+def test_the_help_screens_name_the_options(program):
+    result = subprocess.run(_cmd(program), capture_output=True, text=True, timeout=60)
+    assert "-me[trics]=F" in result.stdout and "QC_METRICS_FILE" in result.stdout and "-su[mmaryjson]=F" in result.stdout
+    result = subprocess.run(_cmd(program, "--help"), capture_output=True, text=True, timeout=60)
+    assert "--metrics FILE" in result.stdout and "--summaryjson FILE" in result.stdout
