@@ -204,6 +204,7 @@ class Reporter:
                 continue
             directory = os.path.dirname(os.path.abspath(path))
             if os.path.isdir(path) or not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+                self.metrics = self.summaryjson = None      # said once here, not again at the end
                 raise UsageError(f"cannot write {option} {path}: "
                                  + ("it is a directory" if os.path.isdir(path) else
                                     "its directory does not exist" if not os.path.isdir(directory) else
