@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # censys-qualys.sh build|run|once|stop — the seed's commands, with Docker or without it.
-#   build   build the image (tag: $CQ_IMAGE, default censys-qualys)
+#   build   build the toolkit's image (tag: $CQ_IMAGE, default qualys-connector)
 #   run     run it detached: a cycle every `interval` minutes
 #   once    run a single cycle in the foreground
 #   stop    stop the detached container
 # settings.yaml is mounted read-only (never baked into the image); the saved position lives in
-# $CQ_STATE_DIR (default ~/censys/qualys), mounted as a volume.
+# $CQ_STATE_DIR (default ~/censys/qualys), mounted as a volume. Secrets given as files
+# (CENSYS_ASM_API_KEY_FILE, QC_QUALYS_PASSWORD_FILE, QC_PROXY_PASSWORD_FILE) are mounted read-only.
 # CQ_NO_DOCKER=1 runs the installed `censys-qualys` command directly instead of a container;
 # CQ_DRY_RUN=1 prints the docker (or, with CQ_NO_DOCKER=1, censys-qualys) commands instead of
 # running them, even when the settings file does not exist yet.
 set -euo pipefail
 cd "$(dirname "$0")"
-IMAGE=${CQ_IMAGE:-censys-qualys}
+IMAGE=${CQ_IMAGE:-qualys-connector}
 NAME=${CQ_CONTAINER:-censys-qualys}
 SETTINGS=${CQ_SETTINGS:-$PWD/settings.yaml}
 STATE_DIR=${CQ_STATE_DIR:-$HOME/censys/qualys}
+STATE_IN_IMAGE=/var/lib/qualys-connector
 ENV_ARGS=()
 for var in CENSYS_ASM_API_KEY CENSYS_API_URL QC_QUALYS_PASSWORD QC_PROXY_PASSWORD; do
     if [ -n "${!var:-}" ]; then ENV_ARGS+=(-e "$var"); fi
+    file_var="${var}_FILE"       # the secret file, mounted read-only at the same path inside
+    if [ -n "${!file_var:-}" ]; then ENV_ARGS+=(-e "$file_var" -v "${!file_var}:${!file_var}:ro"); fi
 done
 
 usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0" >&2; exit 1; }
@@ -60,10 +64,10 @@ case "$1" in
     build) docker_cmd build -t "$IMAGE" . ;;
     run)   need_settings; mkdir -p "$STATE_DIR"
            docker_cmd run -d --name "$NAME" --restart unless-stopped "${USER_ARGS[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"} \
-               -v "$SETTINGS:/config/settings.yaml:ro" -v "$STATE_DIR:/state" "$IMAGE" run ;;
+               -v "$SETTINGS:/config/settings.yaml:ro" -v "$STATE_DIR:$STATE_IN_IMAGE" "$IMAGE" censys-qualys run ;;
     once)  need_settings; mkdir -p "$STATE_DIR"
            docker_cmd run --rm "${USER_ARGS[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"} \
-               -v "$SETTINGS:/config/settings.yaml:ro" -v "$STATE_DIR:/state" "$IMAGE" once ;;
+               -v "$SETTINGS:/config/settings.yaml:ro" -v "$STATE_DIR:$STATE_IN_IMAGE" "$IMAGE" censys-qualys once ;;
     stop)  docker_cmd stop "$NAME" && docker_cmd rm "$NAME" ;;
     *)     usage ;;
 esac

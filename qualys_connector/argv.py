@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from .errors import UsageError
 
-# Short forms the Perl tools' guides print, kept when a newer option made them ambiguous:
-# ``-st`` is -stderr (not -statedir), ``-i`` is -ipv6 (not -insecure).
-KEPT_PREFIXES = {"st": "stderr", "i": "ipv6"}
+# Options the Perl tools never had. A prefix is matched against the old options first, so an old
+# crontab's abbreviation keeps its meaning (``-m`` stays -multiinfo in process-multiple, ``-s`` stays
+# ambiguous among -server/-stderr/-syslog, -st stays -stderr, -i stays -ipv6); a new option is reached
+# by a prefix no old one has (-sta[tedir], -in[secure], -f[mcca], -me[trics], -su[mmaryjson]).
+NEWER_OPTIONS = frozenset({"metrics", "summaryjson", "statedir", "fmcca", "insecure"})
 
 
 def normalize(argv: list[str], options: dict[str, bool]) -> list[str]:
@@ -51,9 +53,8 @@ def resolve(name: str, options: dict[str, bool], original: str) -> str:
         raise UsageError(f"unknown option {original!r}")
     if lowered in options:
         return lowered
-    if KEPT_PREFIXES.get(lowered) in options:
-        return KEPT_PREFIXES[lowered]
-    matches = sorted(o for o in options if o.startswith(lowered))
+    matches = sorted(o for o in options if o.startswith(lowered) and o not in NEWER_OPTIONS) or \
+        sorted(o for o in options if o.startswith(lowered))
     if len(matches) == 1:
         return matches[0]
     if not matches:

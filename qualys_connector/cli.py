@@ -13,20 +13,22 @@ import click
 
 import input_plugins
 
-from . import __version__, argv as perl_argv
+from . import __version__, argv as perl_argv, metrics
 from .edge import StopSignals, exit_code, fail, outcome
 from .errors import EXIT_OK, EXIT_USAGE
 from .locking import RunLock
 from .logsetup import configure, get_logger, log_summary
 from .pipeline import Options, Summary, lock_key, prepare, run
 from .plugin import use_plugins
+from .secretenv import read_secret
 
 use_plugins(input_plugins.load)     # the edge hands the core its plugins
 
 COMMON_OPTIONS = {"server": True, "port": True, "plugininfo": True, "ipv6": False, "pkcs12": True,
                   "password": True, "syslog": False, "stderr": False, "logfile": True, "level": True,
                   "csvfile": True, "runondc": True, "help": False, "version": False,
-                  "statedir": True, "fmcca": True, "insecure": False}
+                  "statedir": True, "fmcca": True, "insecure": False,
+                  "metrics": True, "summaryjson": True}   # newer than the Perl tools: see argv.py
 MULTI_OPTIONS = dict(COMMON_OPTIONS, multiinfo=True, jobs=True)
 
 OPTION_TABLE = """\
@@ -45,6 +47,8 @@ OPTION_TABLE = """\
   -sta[tedir]=DIR    state and lock directory (default ~/.local/state/qualys-connector; env QC_STATE_DIR)
   -f[mcca]=F         CA file to verify the FMC's certificate (default: the CAs in the PKCS#12)
   -in[secure]        do not verify the FMC's certificate (warns)
+  -me[trics]=F       write the run's Prometheus metrics to F after every run (env QC_METRICS_FILE)
+  -su[mmaryjson]=F   write the run's summary as JSON to F after every run
   -h, --help         this help; -v, --version: the version
 Options may be written -opt=V, -opt V, --opt=V, or as any unique prefix (-se, -serv).
 Exit codes: 0 delivered, 1 usage/configuration error, 2 run-time failure, 75 another run holds the lock."""
@@ -98,6 +102,10 @@ def _common(f, multi: bool = False):
         click.option("--fmcca", envvar="QC_FMC_CA", metavar="FILE",
                      help="CA file to verify the FMC's certificate (env QC_FMC_CA)."),
         click.option("--insecure", is_flag=True, help="Do not verify the FMC's certificate."),
+        # --- operations hook (metrics): the run files for monitoring, written after every run
+        click.option("--metrics", metavar="FILE", envvar="QC_METRICS_FILE",
+                     help="Write the run's Prometheus metrics to FILE (env QC_METRICS_FILE)."),
+        click.option("--summaryjson", metavar="FILE", help="Write the run's summary as JSON to FILE."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -136,7 +144,7 @@ def process_multiple_command(multiinfo, jobs, plugin, **kw):
         raise click.UsageError(f"process-multiple runs the QualysGuard plugin only, not {plugin!r}")
     log = _start_logging(kw, "process-multiple")
     options = _options("QualysGuard", kw)
-    return run_multiple(options, multiinfo, jobs, log)
+    return run_multiple(options, multiinfo, jobs, log, reporter=_reporter(kw, "process-multiple"))
 
 
 def _options(plugin: str, kw: dict) -> Options:
@@ -146,8 +154,16 @@ def _options(plugin: str, kw: dict) -> Options:
     if server and server.startswith("[") and server.endswith("]"):
         server = server[1:-1]          # [fd00::10], as in URLs
     return Options(plugin=plugin, server=server, port=kw["port"], plugininfo=kw["plugininfo"],
-                   ipv6=kw["ipv6"], pkcs12=kw["pkcs12"], password=kw["password"], csvfile=kw["csvfile"],
+                   ipv6=kw["ipv6"], pkcs12=kw["pkcs12"], password=_pkcs12_password(kw), csvfile=kw["csvfile"],
                    statedir=kw["statedir"], fmcca=kw["fmcca"], insecure=kw["insecure"])
+
+
+
+def _pkcs12_password(kw: dict) -> str | None:
+    """-password as typed, else QC_PKCS12_PASSWORD or QC_PKCS12_PASSWORD_FILE (click reads only the first)."""
+    if kw["password"] and kw["password"] != os.environ.get("QC_PKCS12_PASSWORD"):
+        return kw["password"]
+    return read_secret("QC_PKCS12_PASSWORD")
 
 
 def _start_logging(kw: dict, ident: str):
@@ -173,8 +189,10 @@ def _run_single(plugin: str, kw: dict) -> int:
     log = _start_logging(kw, "qualys-connector")
     options = _options(plugin, kw)
     summary = Summary()
+    reporter = _reporter(kw, "qualys-connector")
     stop = threading.Event()
     try:
+        reporter.check()
         plugin_module, config = prepare(options, log)
         with RunLock(lock_key(options, plugin_module), state_dir=options.statedir):
             with StopSignals(stop):
@@ -182,9 +200,16 @@ def _run_single(plugin: str, kw: dict) -> int:
         return EXIT_OK
     except Exception as exc:   # a ConnectorError is its one line; a bug says so (traceback at -level=3)
         summary.outcome = outcome(exc)
+        summary.exit_code = exit_code(exc)
         return fail(exc, log)
     finally:
+        reporter.write([metrics.from_summary(summary, exit_code=summary.exit_code)], log)   # operations hook
         log_summary(log, summary.line())
+
+
+def _reporter(kw: dict, command: str) -> metrics.Reporter:
+    """Operations hook: -metrics / -summaryjson, written after every run whatever its result."""
+    return metrics.Reporter(command, kw.get("metrics"), kw.get("summaryjson"))
 
 
 def _main(command, prog: str, options: dict, argv: list[str] | None) -> int:

@@ -13,6 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from . import metrics
 from .edge import StopSignals, fail, outcome
 from .errors import EXIT_OK, ConnectorError, Interrupted, UsageError
 from .locking import RunLock
@@ -54,13 +55,18 @@ def concurrency_cap(config, jobs: int, log) -> int:
     return jobs
 
 
-def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
+def run_multiple(options: Options, multiinfo: str, jobs: int, log, reporter=None) -> int:
     stop = threading.Event()
     try:    # a bad -multiinfo, YAML or option: logged to the chosen sinks, then the summary
+        if reporter:
+            reporter.check()
         ids = template_ids(multiinfo)
         base_plugin, base_config = prepare(dataclasses.replace(options, template_id=ids[0]), log)
     except ConnectorError as exc:
         code = fail(exc, log)
+        if reporter:    # operations hook: one failed series per template named
+            reporter.write([metrics.Run("failed", code, 0.0, {}, {"template": t})
+                            for t in dict.fromkeys(i.strip() for i in multiinfo.split(",") if i.strip())], log)
         log_summary(log, "Summary: templates=%d ok=0 failed=0 (nothing started)",
                     len([i for i in multiinfo.split(",") if i.strip()]))
         return code
@@ -113,6 +119,9 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log) -> int:
         worst = max(worst, s.exit_code)
     done = [tid for tid, s in summaries.items() if s.outcome in ("delivered", "written")]
     not_done = [t for t in ids if t not in done]
+    if reporter:    # operations hook: one series per template; a template that did not succeed shows `worst`
+        reporter.write([metrics.from_summary(s, exit_code=s.exit_code or (0 if t in done else worst), template=t)
+                        for t, s in summaries.items()], log)
     log_summary(log, "Summary: templates=%d ok=%d failed=%d%s", len(ids), len(done), len(failed),
                 f" ({', '.join(f'{t}: {summaries[t].outcome}' for t in not_done)})" if not_done else "")
     return worst

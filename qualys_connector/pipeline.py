@@ -14,7 +14,7 @@ import tempfile
 import threading
 
 from .delivery import send_file
-from .errors import ConnectorError, Interrupted, UsageError
+from .errors import ConnectorError, UsageError
 from .hostinput.client import HostInputClient
 from .hostinput.pkcs12 import client_context, find_pkcs12, fmc_trust, load_identity, report_trust
 from .logsetup import add_secret, get_logger

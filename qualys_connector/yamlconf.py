@@ -20,6 +20,7 @@ from ruamel.yaml.scalarint import BinaryInt, HexCapsInt, HexInt, OctalInt, Scala
 
 from .errors import ConfigError
 from .smallfile import MAX_CONFIG_BYTES, FileTooLarge, NotPem, read_pem_certificates, read_small
+from .secretenv import read_secret
 
 TRUE_WORDS = {"y", "yes", "true", "t", "on", "1"}
 FALSE_WORDS = {"n", "no", "false", "f", "off", "0"}
@@ -145,13 +146,14 @@ def as_float(mapping: Any, key: str, path: str, default: float, minimum: float =
 
 def as_str(mapping: Any, key: str, path: str, default: str | None = None, *,
            required: bool = False, env: str | None = None) -> str | None:
-    """A string value; ``env`` names an environment variable that wins over the file (secrets)."""
-    if env and os.environ.get(env):
-        return os.environ[env]
+    """A string value; ``env`` names an environment variable (or its ``_FILE`` form) that wins over the file."""
+    secret = read_secret(env) if env else None
+    if secret is not None:
+        return secret
     value = mapping.get(key)
     if value is None or (isinstance(value, str) and value.strip() == ""):
         if required:
-            hint = f"set it in the file{' or in the environment variable ' + env if env else ''}"
+            hint = f"set it in the file{f' or in the environment variable {env} (or {env}_FILE)' if env else ''}"
             raise ConfigError(f"required key '{key}' is missing", hint, path=path,
                               line=key_line(mapping, key) if key in mapping else None)
         return default

@@ -350,12 +350,20 @@ def test_the_docker_commands_it_would_run(tmp_path):
                CQ_STATE_DIR=str(tmp_path / "state"), CENSYS_ASM_API_KEY="k")
     run = lambda cmd: subprocess.run([os.path.join(REPO, "censys-qualys.sh"), cmd], capture_output=True,
                                      text=True, env=env, timeout=30)
-    assert run("build").stdout.strip() == "docker build -t censys-qualys ."
+    assert run("build").stdout.strip() == "docker build -t qualys-connector ."
     out = run("run").stdout
     assert out.startswith("docker run -d --name censys-qualys") and "-e CENSYS_ASM_API_KEY" in out
     assert f"--user {os.getuid()}:{os.getgid()}" in out      # can read a mode-600 settings file it mounts
     assert f"-v {tmp_path / 'settings.yaml'}:/config/settings.yaml:ro" in out and out.strip().endswith("censys-qualys run")
-    assert run("once").stdout.startswith("docker run --rm")
+    assert f"-v {tmp_path / 'state'}:/var/lib/qualys-connector " in out     # the image's state volume
+    assert run("once").stdout.startswith("docker run --rm") and run("once").stdout.strip().endswith(
+        "qualys-connector censys-qualys once")
+    (tmp_path / "key").write_text("k\n")
+    with_file = dict(env, CENSYS_ASM_API_KEY_FILE=str(tmp_path / "key"))
+    del with_file["CENSYS_ASM_API_KEY"]
+    out = subprocess.run([os.path.join(REPO, "censys-qualys.sh"), "once"], capture_output=True, text=True,
+                         env=with_file, timeout=30).stdout
+    assert f"-e CENSYS_ASM_API_KEY_FILE -v {tmp_path / 'key'}:{tmp_path / 'key'}:ro" in out
     env["CQ_SETTINGS"] = str(tmp_path / "missing.yaml")           # dry run: the commands even without it
     for cmd, start in (("run", "docker run -d --name censys-qualys"), ("once", "docker run --rm")):
         result = run(cmd)
@@ -373,7 +381,7 @@ def test_the_docker_commands_it_would_run(tmp_path):
     assert usage.returncode == 1 and "build|run|once|stop" in usage.stderr and "set -e" not in usage.stderr
     dockerfile = open(os.path.join(REPO, "Dockerfile")).read()
     ignored = open(os.path.join(REPO, ".dockerignore")).read().split()
-    assert "USER censys" in dockerfile
+    assert "USER 10001" in dockerfile                   # numeric, so Kubernetes can check runAsNonRoot
     assert {"**/settings.yaml", "**/QualysGuard.yaml", "**/*.pkcs12"} <= set(ignored)   # secrets never in the image
 
 

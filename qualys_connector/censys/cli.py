@@ -4,11 +4,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 import click
 
-from ..edge import StopSignals, exit_code, fail, sleeper
-from ..errors import EXIT_FAILURE, EXIT_OK, ActionRequired, ConfigError, ConnectorError, Interrupted
+from .. import metrics
+from ..edge import StopSignals, exit_code, fail, outcome as outcome_of, sleeper
+from ..errors import EXIT_FAILURE, EXIT_OK, ActionRequired, ConnectorError, Interrupted
 from ..locking import RunLock
 from ..logsetup import configure, log_summary
 from ..statedir import private_dir
@@ -26,6 +28,8 @@ def _common(f):
                      help="0 error, 1 warning, 2 info, 3 debug."),
         click.option("--logfile", metavar="FILE", help="Append the log to FILE."),
         click.option("--syslog", is_flag=True, help="Log to syslog as well."),
+        click.option("--metrics", "metrics_file", metavar="FILE", envvar="CQ_METRICS_FILE",
+                     help="Write the Prometheus metrics of each cycle to FILE; env CQ_METRICS_FILE."),
     ]):
         f = decorator(f)
     return f
@@ -72,35 +76,42 @@ def main():
 
 @main.command()
 @_common
-def once(settings_path, state_dir, reset, level, logfile, syslog):
+def once(settings_path, state_dir, reset, level, logfile, syslog, metrics_file):
     """Run one cycle and exit (for cron)."""
-    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=False))
+    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=False, metrics_file=metrics_file))
 
 
 @main.command()
 @_common
-def run(settings_path, state_dir, reset, level, logfile, syslog):
+def run(settings_path, state_dir, reset, level, logfile, syslog, metrics_file):
     """Run a cycle every `interval` minutes until SIGTERM/SIGINT."""
-    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=True))
+    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=True, metrics_file=metrics_file))
 
 
-def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool) -> int:
+def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool, metrics_file=None) -> int:
     log = configure(level, syslog=syslog, logfile=logfile, stderr=not logfile and not syslog, ident="censys-qualys")
     stop = threading.Event()
+    reporter = metrics.Reporter("censys-qualys", metrics_file)     # operations hook: --metrics
     with StopSignals(stop, raise_interrupted=False) as signals:   # the loop waits on ``stop`` itself
-        return _cycles(settings_path, state_dir, reset, log, stop, signals, loop=loop)
+        return _cycles(settings_path, state_dir, reset, log, stop, signals, reporter, loop=loop)
 
 
-def _cycles(settings_path, state_dir, reset, log, stop: threading.Event, signals: StopSignals, *, loop: bool) -> int:
+def _cycles(settings_path, state_dir, reset, log, stop: threading.Event, signals: StopSignals,
+            reporter: "metrics.Reporter", *, loop: bool) -> int:
     from ..qualys.api import QualysClient
     from . import settings as settings_module
     from .api import CensysClient
     from .sync import CycleResult, run_cycle
 
+    def report(result, outcome: str, code: int, started: float) -> None:
+        reporter.write([metrics.from_cycle(result, outcome, code, started)], log)
+
     def stopped(position: Position, settings) -> None:
         log.info("stopped on %s; %s", signals.name, _where(position, settings))
 
+    started = time.monotonic()
     try:
+        reporter.check()
         settings = settings_module.load(settings_path)
         state_dir = str(private_dir(state_dir or os.path.dirname(os.path.abspath(settings_path)),
                                     "state directory", "choose another with --state-dir (or CQ_STATE_DIR)"))
@@ -114,7 +125,7 @@ def _cycles(settings_path, state_dir, reset, log, stop: threading.Event, signals
                     return EXIT_OK
             while True:
                 code, outcome = EXIT_OK, "ok"
-                result = CycleResult()
+                result, started = CycleResult(), time.monotonic()
                 try:
                     with CensysClient(settings.asm_api_key, settings.asm_api_url, sleep=sleeper(stop)) as censys, \
                             QualysClient(settings.qualys_api_url, settings.qualys_username, settings.qualys_password,
@@ -126,6 +137,7 @@ def _cycles(settings_path, state_dir, reset, log, stop: threading.Event, signals
                                   result=result)
                 except Interrupted:
                     stopped(position, settings)
+                    report(result, "stopped", EXIT_OK if loop else EXIT_FAILURE, started)
                     _summary(log, result, "stopped")
                     return EXIT_OK if loop else EXIT_FAILURE
                 except Exception as exc:
@@ -134,8 +146,10 @@ def _cycles(settings_path, state_dir, reset, log, stop: threading.Event, signals
                         outcome = "failed"
                     else:           # once, a bug, or config/auth (no point retrying): the run ends
                         code = fail(exc, log, level_option="--level 3")
+                        report(result, "failed", code, started)
                         _summary(log, result, "failed")
                         return code
+                report(result, outcome, code, started)
                 _summary(log, result, outcome)
                 first = False
                 if not loop:
@@ -145,7 +159,9 @@ def _cycles(settings_path, state_dir, reset, log, stop: threading.Event, signals
                     stopped(position, settings)
                     return EXIT_OK
     except Exception as exc:
-        return fail(exc, log, level_option="--level 3")
+        code = fail(exc, log, level_option="--level 3")
+        report(CycleResult(), outcome_of(exc), code, started)
+        return code
 
 
 def _summary(log, result, outcome: str) -> None:

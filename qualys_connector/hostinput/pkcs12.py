@@ -81,10 +81,10 @@ def load_identity(path: str, password: str | None) -> ClientIdentity:
         text = str(exc).lower()
         if not data or "could not deserialize" in text or "invalid password" in text or "mac" in text:
             if password:
-                hint = "the password is wrong or the file is damaged: check -password / QC_PKCS12_PASSWORD"
+                hint = "the password is wrong or the file is damaged: check -password / QC_PKCS12_PASSWORD (or _FILE)"
             else:
                 hint = ("the file is damaged or needs a password: give it with -password "
-                        "or the QC_PKCS12_PASSWORD environment variable")
+                        "or the QC_PKCS12_PASSWORD (or QC_PKCS12_PASSWORD_FILE) environment variable")
             raise CertificateError(f"cannot decrypt PKCS#12 file {path}", hint) from None
         raise CertificateError(f"PKCS#12 file {path} is not usable: {exc}") from None
     except Exception as exc:  # cryptography raises a few other types for odd files
