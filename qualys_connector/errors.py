@@ -143,10 +143,8 @@ class FMCCertificateRejected(ActionRequired, FMCConnectError):
     """The FMC refused our client certificate at the TLS handshake: a person must act."""
 
 
-class FMCCertificateUntrusted(FMCConnectError):
+class FMCCertificateUntrusted(ActionRequired, FMCConnectError):
     """The FMC's certificate did not verify against the CA we were given: a person must act."""
-
-    exit_code = EXIT_USAGE
     default_hint = ("nothing was sent; give the FMC's CA with -fmcca=FILE, or renew the FMC's certificate "
                     "if it expired (-insecure skips the check, not recommended)")
 

@@ -54,7 +54,7 @@ def test_long_secrets_are_masked_wherever_they_appear(fresh_secrets):
 
 
 def _run_with_pkcs12_password(tmp_path, pki, fmc, password):
-    from qualys_connector.pki import write_client_pkcs12
+    from qualys_connector.emulators.pki import write_client_pkcs12
     p12 = write_client_pkcs12(str(tmp_path / "short.pkcs12"), pki, password=password)
     return run_cli("-se=127.0.0.1", f"-po={fmc.port}", f"-pk={p12}", f"-pl={csv_job(tmp_path)}", "-le=3", "csv",
                    env={"QC_PKCS12_PASSWORD": password})
