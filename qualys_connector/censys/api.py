@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import CensysAuthError, CensysError
 from ..logsetup import add_secret, get_logger, mask_url
 from ..retry import Retry, RetryExhausted, Rule
-from .events import LogbookEvent
+from .events import LogbookEvent, problem
 
 log = get_logger()
 
@@ -30,6 +30,9 @@ RETRY_BACKOFF = (2, 5, 15)
 MAX_RATE_WAITS = 6
 INVALID_CURSOR = 10040
 RATE = "rate limit"
+MAX_CURSOR = 8192          # a real cursor is base64 of a small JSON object; it goes into every page URL
+MALFORMED_HINT = ("run again later (the position is kept); if Censys keeps sending it, report it to Censys "
+                  "support")
 RULES = (
     Rule(RATE, statuses=frozenset({429}), asked=True, attempts=MAX_RATE_WAITS, default_wait=10.0),
     Rule(RATE, codes=frozenset({10039}), asked=True, attempts=MAX_RATE_WAITS, default_wait=10.0),
@@ -74,14 +77,30 @@ class CensysClient:
         cursor = data.get("cursor") if isinstance(data, dict) else None
         if not cursor:
             raise CensysError("Censys answered the cursor request without a cursor", "run again later")
+        if not _cursor_ok(cursor):
+            raise CensysError("Censys answered the cursor request with a malformed cursor (not a string of "
+                              "printable ASCII, or longer than 8192 characters)", MALFORMED_HINT)
         return cursor
 
     def page(self, cursor: str) -> Page:
+        """One logbook page; a malformed page or event is a ``CensysError``, never skipped silently."""
         data = self._call("GET", "/v1/logbook", "reading the logbook", params={"cursor": cursor})
         if not isinstance(data, dict) or not isinstance(data.get("events"), list):
             raise CensysError("Censys sent a logbook page without an events list", "run again later")
-        return Page([LogbookEvent.parse(e) for e in data["events"]], data.get("nextCursor"),
-                    bool(data.get("endOfEvents")))
+        next_cursor, end = data.get("nextCursor"), data.get("endOfEvents")
+        if next_cursor not in (None, "") and not _cursor_ok(next_cursor):
+            raise CensysError("Censys sent a logbook page with a malformed nextCursor (not a string of printable "
+                              "ASCII, or longer than 8192 characters)", MALFORMED_HINT)
+        if end is not None and not isinstance(end, bool):
+            raise CensysError("Censys sent a logbook page whose endOfEvents is not true or false", MALFORMED_HINT)
+        events = []
+        for number, raw in enumerate(data["events"], 1):
+            why = problem(raw)
+            if why:
+                raise CensysError(f"Censys sent a malformed logbook event (event {number} of "
+                                  f"{len(data['events'])} on the page: {why})", MALFORMED_HINT)
+            events.append(LogbookEvent.parse(raw))
+        return Page(events, next_cursor or None, bool(end))
 
     def _call(self, method: str, path: str, what: str, **kw):
         retry = self.retry
@@ -100,8 +119,8 @@ class CensysClient:
             else:
                 body = _json(response)
                 status = response.status_code
-                code = body.get("errorCode") if isinstance(body, dict) else None
-                message = (body.get("error") or body.get("message") or "") if isinstance(body, dict) else ""
+                code = _code(body.get("errorCode")) if isinstance(body, dict) else None
+                message = _message(body.get("error") or body.get("message")) if isinstance(body, dict) else ""
                 if status in (401, 403) or code in AUTH_CODES:
                     raise CensysAuthError(f"Censys refused the API key ({status}"
                                           f"{f', errorCode {code}' if code else ''}: {message or 'unauthorized'})",
@@ -117,7 +136,8 @@ class CensysClient:
                                           f"{f', errorCode {code}' if code else ''}: {message}",
                                           error_code=code, status=status)
                     if not isinstance(body, dict):
-                        raise CensysError(f"Censys sent something that is not JSON for {what}")
+                        raise CensysError(f"Censys sent something that is not a JSON object (or JSON nested too "
+                                          f"deeply) for {what}", "run again later")
                     return body
                 if rule.name == RATE:
                     error = CensysError(f"Censys kept rate-limiting {what}", "run again later",
@@ -142,10 +162,28 @@ class CensysClient:
 
 
 def _json(response: httpx.Response):
+    """The body as JSON; None when it is not JSON or nested too deeply for the parser (hostile)."""
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
+
+
+def _cursor_ok(cursor) -> bool:
+    return isinstance(cursor, str) and len(cursor) <= MAX_CURSOR and cursor.isascii() and cursor.isprintable()
+
+
+def _code(value) -> int | None:
+    """errorCode as an int; anything else (a list, a string, true) is no code at all."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _message(value) -> str:
+    """Censys's error text made one short line: it ends up in our one error line."""
+    if not isinstance(value, str):
+        return ""
+    text = " ".join(value.split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -6,6 +6,7 @@ import os
 import tempfile
 
 from ..errors import ConfigError
+from .events import MAX_EVENT_ID
 
 FILENAME = "censys-qualys.position.json"
 
@@ -25,7 +26,7 @@ class Position:
             raise ConfigError(f"the saved position {self.path} is unreadable ({exc})",
                               "fix or delete it, or run with --reset to start from idFrom") from None
         value = data.get("next_id") if isinstance(data, dict) else None
-        if not isinstance(value, int) or value < 0:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_EVENT_ID + 1:
             raise ConfigError(f"the saved position {self.path} holds no valid next_id",
                               "delete it or run with --reset")
         return value

@@ -12,12 +12,14 @@ from .. import yamlconf
 from ..errors import ConfigError
 from ..logsetup import add_secret, get_logger, mask_url
 from .api import DEFAULT_URL
+from .events import MAX_EVENT_ID
+from .sync import DEFAULT_MAX_PAGES
 
 log = get_logger()
 
 SECTIONS = {"authentication": ("asm_api_key", "asm_api_url"),
             "run": ("interval", "startup", "idFrom", "trialMode", "addHosts", "excludeHosts", "addIps",
-                    "excludeIps", "batchSize", "excludeExpiryDays"),
+                    "excludeIps", "batchSize", "excludeExpiryDays", "maxPages"),
             "qualys": ("qualys_api_url", "qualys_username", "qualys_password", "proxy", "proxy_username",
                        "proxy_password", "ca_bundle", "verify", "timeout")}
 
@@ -43,6 +45,7 @@ class Settings:
     verify: bool | str = True
     timeout: float = 120.0
     exclude_expiry_days: int | None = None
+    max_pages: int = DEFAULT_MAX_PAGES
 
 
 def _section(data, name: str, path: str):
@@ -60,6 +63,14 @@ def _alias(section, key: str, alias: str, path: str, default: bool) -> bool:
     if key in section and alias in section:
         raise yamlconf.error(section, alias, f"give either {key} or {alias}, not both", path)
     return yamlconf.as_bool(section, alias if alias in section else key, path, default)
+
+
+def _id_from(run, path: str) -> int:
+    """idFrom within the range of event ids (``events.MAX_EVENT_ID``): a larger one would skip every event."""
+    value = yamlconf.as_int(run, "idFrom", path, 0, minimum=0)
+    if value > MAX_EVENT_ID + 1:
+        raise yamlconf.error(run, "idFrom", f"{value} is above the largest logbook event id ({MAX_EVENT_ID})", path)
+    return value
 
 
 def load(path: str) -> Settings:
@@ -86,12 +97,13 @@ def load(path: str) -> Settings:
         path=path, asm_api_key=key, asm_api_url=url.rstrip("/"),
         interval=yamlconf.as_int(run, "interval", path, 120, minimum=1),
         startup=yamlconf.as_bool(run, "startup", path, True),
-        id_from=yamlconf.as_int(run, "idFrom", path, 0, minimum=0),
+        id_from=_id_from(run, path),
         trial_mode=yamlconf.as_bool(run, "trialMode", path, False),
         add_hosts=_alias(run, "addHosts", "addIps", path, True),
         exclude_hosts=_alias(run, "excludeHosts", "excludeIps", path, False),
         batch_size=yamlconf.as_int(run, "batchSize", path, 500, minimum=1),
         exclude_expiry_days=yamlconf.as_int(run, "excludeExpiryDays", path, None, minimum=1),
+        max_pages=yamlconf.as_int(run, "maxPages", path, DEFAULT_MAX_PAGES, minimum=1),
         qualys_api_url=qualys_url,
         qualys_username=s(qualys, "qualys_username", path, required=True),
         qualys_password=s(qualys, "qualys_password", path, required=True, env="QC_QUALYS_PASSWORD"),

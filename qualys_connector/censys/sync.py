@@ -3,13 +3,20 @@
 At-least-once: a batch's position is saved only once Qualys accepted every call of it, so a
 failure leaves the position before that batch and the next cycle does it again (adding an IP
 twice or excluding it twice is harmless in Qualys). Memory holds one page and one batch.
+
+A cycle always ends: a nextCursor already followed this cycle, or an event id not above the
+one before it (or below the start), means Censys is going round in circles, and a cycle
+reads at most ``maxPages`` pages as a last resort. Each stops the cycle with a
+``CensysError`` (exit 2) before the batch being read is handed on, so the position stays
+where the last accepted batch left it and the lock is released.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..errors import Interrupted
+from ..errors import CensysError, Interrupted
 from ..logsetup import get_logger
 from .decide import decide
 from .events import LogbookEvent
@@ -20,6 +27,9 @@ log = get_logger()
 TRIAL_LIMIT = 20
 IPV6_WARNINGS = 20       # a logbook with thousands of IPv6 hosts must not drown the log
 TOOL = "censys-qualys"
+DEFAULT_MAX_PAGES = 10_000    # a cycle's last-resort page cap (run.maxPages): a million events at 100 a page
+STUCK_HINT = ("the position is kept; run again later, and if it keeps happening, report it to Censys support "
+              "(Censys's logbook API is misbehaving)")
 
 
 @dataclass
@@ -32,15 +42,30 @@ class CycleResult:
     ipv6_skipped: int = 0
     next_id: int | None = None
     trial_capped: bool = False
+    added_ips: set[int] = field(default_factory=set, repr=False)   # distinct IPv4s behind ``added``
 
 
-def batches(censys, start_id: int, size: int):
-    """Yield lists of at most ``size`` HOST events from ``start_id`` on, following nextCursor."""
+def batches(censys, start_id: int, size: int, max_pages: int = DEFAULT_MAX_PAGES):
+    """Yield lists of at most ``size`` HOST events from ``start_id`` on, following nextCursor.
+
+    Raises ``CensysError`` when the logbook goes round in circles or ``max_pages`` pages did not
+    reach endOfEvents; the batch being filled is then dropped (never handed on half-checked).
+    """
     cursor = censys.cursor(start_id, ["HOST"])
+    followed = {_digest(cursor)}        # one small digest per page, at most max_pages of them
+    last = start_id - 1
     batch: list[LogbookEvent] = []
+    pages = 0
     while True:
         page = censys.page(cursor)
+        pages += 1
         for event in page.events:
+            if event.id is None or event.id <= last:
+                raise CensysError(
+                    f"the Censys logbook is not advancing: page {pages} holds event {event.id} after "
+                    f"{'event ' + str(last) if last >= start_id else f'the start at event {start_id}'} "
+                    f"(ids must go up); stopped this cycle", STUCK_HINT)
+            last = event.id
             batch.append(event)
             if len(batch) >= size:
                 yield batch
@@ -53,6 +78,15 @@ def batches(censys, start_id: int, size: int):
             log.warning("the Censys logbook page %s without endOfEvents; stopping this cycle here",
                         "was empty" if not page.events else "had no nextCursor")
             break
+        if _digest(page.next_cursor) in followed:
+            raise CensysError(f"the Censys logbook is going round in circles: page {pages} sends a nextCursor "
+                              "already followed this cycle, without endOfEvents; stopped this cycle", STUCK_HINT)
+        if pages >= max_pages:
+            raise CensysError(f"read {pages} Censys logbook pages this cycle without reaching endOfEvents "
+                              f"(run.maxPages); stopped this cycle",
+                              "the position is kept and the next cycle carries on from there; if the logbook "
+                              "really is that long, raise run.maxPages in the settings file")
+        followed.add(_digest(page.next_cursor))
         cursor = page.next_cursor
     if batch:
         yield batch
@@ -69,11 +103,11 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
     result.next_id = start
     budget = TRIAL_LIMIT if settings.trial_mode else None
     excluded: ExcludedList | None = None      # read from Qualys once, when first needed
-    for batch in batches(censys, start, settings.batch_size):
+    for batch in batches(censys, start, settings.batch_size, settings.max_pages):
         if stop is not None and stop.is_set():
             raise Interrupted("stopped between batches; the position is saved")
         decision = decide(batch, add_hosts=settings.add_hosts, exclude_hosts=settings.exclude_hosts,
-                          add_budget=None if budget is None else budget - result.added)
+                          add_budget=None if budget is None else budget - len(result.added_ips))
         if decision.add:
             if excluded is None:
                 excluded = ExcludedList(qualys.list_excluded_ips())
@@ -83,7 +117,8 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
                 excluded.remove(back)
                 result.unexcluded += len(back)
             qualys.add_ips(list(decision.add), enable_vm=True)
-            result.added += len(decision.add)
+            result.added_ips.update(int(ip) for ip in decision.add)
+            result.added = len(result.added_ips)      # an IP added by two batches counts once
             log.info("added %d IPs to Qualys VM (%s)", len(decision.add), _sample(decision.add))
         for ip, operation in decision.ipv6.items():
             if result.ipv6_skipped >= IPV6_WARNINGS:      # one line each for the first ones only
@@ -119,6 +154,10 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
         log.warning("%d IPv6 addresses in all were not sent to Qualys this cycle; the first %d are named "
                     "above, the rest at --level 3", result.ipv6_skipped, IPV6_WARNINGS)
     return result
+
+
+def _digest(cursor: str) -> bytes:
+    return hashlib.blake2b(cursor.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _sample(ips) -> str:
