@@ -2,7 +2,8 @@
 
 ``-plugininfo`` names the file. With ``-csvfile`` it is written back byte for byte. Unlike
 the SDK we read it before connecting: a file that is not UTF-8 or not valid host input CSV
-is refused with its line number, so nothing is half-sent.
+is refused with its line number, so nothing is half-sent. So is a line holding a NUL byte:
+no host input command holds one, and what the FMC would make of it (a cut-off line?) is unknown.
 """
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ def produce(job) -> None:
             except UnicodeDecodeError as exc:
                 raise InputFileError(f"{path}, line {number}: not UTF-8 text (byte {exc.start + 1})",
                                      "convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+            if "\x00" in text:
+                raise InputFileError(f"{path}, line {number}: a NUL byte (character {text.index(chr(0)) + 1}), "
+                                     "which host input lines cannot hold",
+                                     "remove it (e.g. tr -d '\\000'); nothing was sent")
             try:
                 command = decode(text)
             except CommandSyntaxError as exc:

@@ -8,7 +8,7 @@ import click
 
 from .. import start_listening, wait_for_stop_signal
 
-from .server import CensysEmulator, _when
+from .server import MODES, CensysEmulator, _when
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,7 +20,9 @@ from .server import CensysEmulator, _when
 @click.option("--events", "events_file", metavar="FILE", help="A JSON list of logbook events to serve.")
 @click.option("--generate", type=click.IntRange(0), default=0, help="Serve N generated events.")
 @click.option("--page-size", type=click.IntRange(1), default=100, show_default=True)
-def main(host, port, port_file, api_key_env, events_file, generate, page_size):
+@click.option("--fault", "mode", type=click.Choice(MODES),
+              help="Misbehave on every page: repeat the cursor, serve ids that do not advance, or never end.")
+def main(host, port, port_file, api_key_env, events_file, generate, page_size, mode):
     """Serve POST /api/v1/logbook-cursor and GET /api/v1/logbook until SIGTERM/SIGINT."""
     key = os.environ.get(api_key_env)
     if not key:
@@ -38,7 +40,8 @@ def main(host, port, port_file, api_key_env, events_file, generate, page_size):
             problem = _event_problem(event)
             if problem:
                 raise click.BadParameter(f"{events_file}: event {number} {problem}", param_hint="--events")
-    emulator = CensysEmulator(host, port, api_key=key, events=events, generate=generate, page_size=page_size)
+    emulator = CensysEmulator(host, port, api_key=key, events=events, generate=generate, page_size=page_size,
+                               mode=mode)
     start_listening(emulator, host, port, port_file)
     click.echo(f"Censys ASM emulator at {emulator.url} ({emulator.last_id} events)", err=True)
     wait_for_stop_signal()

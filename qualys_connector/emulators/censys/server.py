@@ -5,6 +5,12 @@ cursor (base64 of JSON, like the real one); ``GET /api/v1/logbook?cursor=`` retu
 events with ``nextCursor`` and ``endOfEvents``. The page size is the server's choice (not
 published for the real API [?]). Events are either a scripted list or generated on demand from
 their id, so 100,000 events cost nothing until asked for.
+
+A hostile ``mode`` (for tests and rehearsals) makes every page misbehave: ``repeat-cursor``
+answers with the cursor it was asked with and never ``endOfEvents``; ``stuck-ids`` serves
+the same events under ever new cursors; ``endless`` never says ``endOfEvents`` and makes up
+new events (advancing ids) past the end. One-shot faults for the next request (``inject``)
+include malformed pages: ``not-objects``, ``deep-json``, ``huge-id``.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import base64
 import datetime
 import json
 import random
+import itertools
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -35,20 +42,36 @@ def generated_event(event_id: int, seed: int = 1, pool: int = 500) -> dict:
             "entity": {"ipAddress": ip}}
 
 
-def encode_cursor(start: int, types) -> str:
-    return base64.b64encode(json.dumps({"filter": {"type": types} if types else {}, "start": start}).encode()).decode()
+def encode_cursor(start: int, types, turn: int | None = None) -> str:
+    state = {"filter": {"type": types} if types else {}, "start": start}
+    if turn is not None:
+        state["turn"] = turn          # stuck-ids: a new cursor for the same place
+    return base64.b64encode(json.dumps(state).encode()).decode()
+
+
+MODES = ("repeat-cursor", "stuck-ids", "endless")
+DEEP = 100_000
+HUGE_ID = 10**30
+PAGE_FAULTS = ("not-objects", "deep-json", "huge-id")
 
 
 class CensysEmulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str = "test-key",
-                 events: list[dict] | None = None, generate: int | None = None, page_size: int = 100, seed: int = 1):
+                 events: list[dict] | None = None, generate: int | None = None, page_size: int = 100, seed: int = 1,
+                 mode: str | None = None):
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
         self.host, self.requested_port, self.api_key = host, port, api_key
+        self.mode = mode
+        self.pages = 0
+        self._turns = itertools.count(1)
         self.page_size, self.seed = page_size, seed
         self.generated = generate or 0
         self.events: list[dict] = []
         self.requests = 0
         self.cursor_requests: list[dict] = []
         self._faults: list[str] = []
+        self._page_faults: list[str] = []
         self._lock = threading.Lock()
         self._server = None
         self.port = 0
@@ -70,9 +93,11 @@ class CensysEmulator:
         return self.events[-1]["id"] if self.events else self.generated
 
     def inject(self, fault: str) -> None:
-        """``429`` (Retry-After: 1), ``500``, ``invalid-cursor`` for the next request."""
+        """For the next request: ``429`` (Retry-After: 1), ``500``, ``invalid-cursor``; for the next page:
+        ``not-objects`` (events that are not JSON objects), ``deep-json`` (a body nested 100,000
+        deep), ``huge-id`` (an event with id 10**30)."""
         with self._lock:
-            self._faults.append(fault)
+            (self._page_faults if fault in PAGE_FAULTS else self._faults).append(fault)
 
     def event(self, event_id: int) -> dict | None:
         if 1 <= event_id <= self.generated:
@@ -88,6 +113,9 @@ class CensysEmulator:
         for event in list(self.events):
             if event["id"] >= start:
                 yield event
+        if self.mode == "endless":      # made-up events past the end, for ever
+            for event_id in itertools.count(max(start, self.last_id + 1)):
+                yield generated_event(event_id, self.seed)
 
     def first_id_at(self, iso: str) -> int:
         """Id of the first event at or after an ISO-8601 time (what a ``dateFrom`` cursor starts at)."""
@@ -135,8 +163,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-    def _send(self, status: int, payload: dict, headers=()) -> None:
-        body = json.dumps(payload).encode()
+    def _send(self, status: int, payload: dict | bytes, headers=()) -> None:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -200,6 +228,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._gate():
             return
         e = self.emulator
+        with e._lock:
+            e.pages += 1
+            fault = e._page_faults.pop(0) if e._page_faults else None
+        if fault == "deep-json":
+            return self._send(200, b'{"events": ' + b"[" * DEEP + b"]" * DEEP + b"}")
+        if fault == "not-objects":
+            return self._send(200, {"events": [["HOST", "ASSOCIATE"], "198.51.100.1", 7], "endOfEvents": True})
+        if fault == "huge-id":
+            return self._send(200, {"events": [{"id": HUGE_ID, "type": "HOST", "operation": "ASSOCIATE",
+                                                "entity": {"ipAddress": "198.51.100.1"}}], "endOfEvents": True})
         token = (parse_qs(url.query).get("cursor") or [""])[0]
         if token:
             try:
@@ -219,4 +257,9 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             page.append(event)
             next_start = event["id"] + 1
+        if e.mode == "repeat-cursor":
+            return self._send(200, {"events": page, "nextCursor": token, "endOfEvents": False})
+        if e.mode == "stuck-ids":
+            return self._send(200, {"events": page, "nextCursor": encode_cursor(start, types, next(e._turns)),
+                                    "endOfEvents": False})
         self._send(200, {"events": page, "nextCursor": encode_cursor(next_start, types), "endOfEvents": not more})
