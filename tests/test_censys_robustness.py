@@ -42,6 +42,13 @@ def test_an_event_needs_to_be_an_object_with_an_id_in_range():
     assert LogbookEvent.parse({"id": 10**30, "type": "HOST"}).id is None
 
 
+def test_fields_nested_deep_are_no_value_not_a_crash():
+    deep = json.loads('{"id": 1, "type": ' + "[" * 900 + "]" * 900 + ', "entity": {"ipAddress": '
+                      + "[" * 900 + "]" * 900 + "}}")
+    assert LogbookEvent.parse(deep) == LogbookEvent(1, "", "", None) and problem(deep) is None
+    assert problem({"id": json.loads("[" * 900 + "]" * 900)}) == "its id (a list) is not a whole number"
+
+
 class FakeCensys:
     """Pages as given: (ids, nextCursor, endOfEvents); the cursor request answers "c0"."""
 

@@ -33,7 +33,7 @@ class LogbookEvent:
             return cls(None, "", "", None)
         entity = raw.get("entity")
         address = entity.get("ipAddress") if isinstance(entity, dict) else None
-        return cls(event_id(raw.get("id")), str(raw.get("type") or ""), str(raw.get("operation") or "").upper(),
+        return cls(event_id(raw.get("id")), _text(raw.get("type")), _text(raw.get("operation")).upper(),
                    _ip(address))
 
 
@@ -64,19 +64,29 @@ def problem(raw) -> str | None:
 
 
 def _kind(value) -> str:
-    names = {list: "a list", str: "a string", bool: "true/false", int: "a number", float: "a number"}
+    names = {list: "a list", dict: "an object", str: "a string", bool: "true/false", int: "a number",
+             float: "a number"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _short(value) -> str:
     if isinstance(value, int) and value.bit_length() > 256:
         return f"(a number of {value.bit_length()} bits)"
-    text = str(value) if isinstance(value, int) else repr(value)
+    if not isinstance(value, (int, float, str)):
+        return f"({_kind(value)})"          # never repr() a structure: it may be nested 900 deep
+    text = str(value) if isinstance(value, int) else repr(value[:64] if isinstance(value, str) else value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _text(value) -> str:
+    """A string field; anything else (a number, a list nested 900 deep) is no value, never str()-ed."""
+    return value[:64] if isinstance(value, str) else ""
+
+
 def _ip(value) -> IPAddress | None:
+    if not isinstance(value, str) or len(value) > 64:
+        return None
     try:
-        return ipaddress.ip_address(str(value if value is not None else "").strip())
+        return ipaddress.ip_address(value.strip())
     except ValueError:
         return None
