@@ -9,15 +9,17 @@ replacing a path that is not a regular file once turned a root run's ``/dev/null
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 
-from .errors import UsageError
+from .errors import Interrupted, UsageError
 
 STDOUT = "-"
 _STREAM_LOCK = threading.Lock()     # process-multiple: one template's lines at a time on a stream
@@ -119,11 +121,12 @@ def make_spool(path: str | None, what: str = "-csvfile") -> tuple[int, str]:
     return tempfile.mkstemp(prefix=".qc-spool-", suffix=".csv", dir=directory)
 
 
-def publish(spool: str, path: str, what: str = "-csvfile") -> None:
+def publish(spool: str, path: str, what: str = "-csvfile", *, stop: threading.Event | None = None) -> None:
     """Make the finished spool the output: rename it over a file, or copy it in order to a stream.
 
     The kind is looked at again here (the run may have taken hours); a path that is no longer a
-    regular file, FIFO or character device is refused, never replaced.
+    regular file, FIFO or character device is refused, never replaced. A FIFO without a reader is
+    waited for, as ``cat > fifo`` would, until ``stop`` is set (SIGTERM).
     """
     target = resolve(path, what)
     try:
@@ -132,16 +135,35 @@ def publish(spool: str, path: str, what: str = "-csvfile") -> None:
         elif target.path == STDOUT:
             _copy_to_stdout(spool)
         else:
-            _copy_to_stream(spool, target.path, what)
+            _copy_to_stream(spool, target.path, what, stop)
     except OSError as exc:
         raise UsageError(f"cannot write {what} {path}: {exc.strerror}",
                          "choose a file name in a writable directory") from None
 
 
-def _copy_to_stream(spool: str, path: str, what: str) -> None:
-    # No O_CREAT and no O_TRUNC: if the FIFO or device is gone, fail rather than create a file.
-    # Opening a FIFO for writing waits for a reader, as ``cat > fifo`` does.
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+def _open_stream(path: str, what: str, stop: threading.Event | None) -> int:
+    """No O_CREAT and no O_TRUNC: if the FIFO or device is gone, fail rather than create a file.
+    Opened non-blocking so that a FIFO nobody reads yet (ENXIO) can be waited for interruptibly."""
+    flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+    while True:
+        try:
+            fd = os.open(path, flags)
+            break
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+        if stop is not None and stop.is_set():
+            raise Interrupted(f"stopped while waiting for a reader of {what} {path}")
+        if stop is not None:
+            stop.wait(0.2)
+        else:
+            time.sleep(0.2)
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _copy_to_stream(spool: str, path: str, what: str, stop: threading.Event | None) -> None:
+    fd = _open_stream(path, what, stop)
     with open(fd, "wb") as out:
         if _kind(os.fstat(fd).st_mode) != "stream":
             raise UsageError(f"{what} {path} changed into a regular file or worse during the run; "

@@ -74,7 +74,7 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
                       max_size=CSV_MAX_SIZE if options.csvfile else None)
             plugin.produce(job)
         if options.csvfile:
-            publish(spool, options.csvfile)
+            publish(spool, options.csvfile, stop=stop)
             log.info("wrote %d commands to %s", summary.commands, options.csvfile)
             summary.outcome = "written"
             return summary

@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 from qualys_connector import outpath
 from qualys_connector.emulators.qualys.server import QualysEmulator, TemplateSpec
-from qualys_connector.errors import UsageError
+from qualys_connector.errors import Interrupted, UsageError
 
 PASSWORD = "outpath-pw"
 DATA = b'SetSource,Test\nAddHost,192.0.2.1\nAddScanResult,192.0.2.1,"Test",1,,,"t","d","cve_ids:","bugtraq_ids:"\nScanFlush\n'
@@ -188,3 +188,14 @@ def test_new_output_and_spool_are_0600_under_umask_022(tmp_path, source):
         os.umask(old)
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE((tmp_path / "new.csv").stat().st_mode) == 0o600
+
+
+def test_a_fifo_nobody_reads_is_waited_for_until_stopped(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    spool = tmp_path / "spool"
+    spool.write_bytes(DATA)
+    stop = threading.Event()
+    stop.set()                                  # SIGTERM came while no reader was there
+    with pytest.raises(Interrupted, match="waiting for a reader"):
+        outpath.publish(str(spool), str(tmp_path / "fifo"), stop=stop)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)
