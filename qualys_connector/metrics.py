@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -171,9 +172,27 @@ def to_json(command: str, runs: list[Run], previous_success: dict[tuple, float] 
     return json.dumps(body, indent=2) + "\n"
 
 
+def _not_a_regular_file(path: str) -> str | None:
+    """What ``path`` is when it exists and is not a regular file (links followed): never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return "it is a directory" if stat.S_ISDIR(mode) else "it is not a regular file"
+
+
 def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
-    """Temporary file beside ``path``, fsync, rename: a reader sees the old file or the new one."""
-    directory = os.path.dirname(os.path.abspath(path))
+    """Temporary file beside ``path``, fsync, rename: a reader sees the old file or the new one.
+
+    A symbolic link is followed (its target is replaced, the link kept); a path that is not a
+    regular file (``/dev/null``, a FIFO) is never replaced."""
+    problem = _not_a_regular_file(path)
+    if problem:
+        raise OSError(0, problem)
+    path = os.path.realpath(path)
+    directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}-", dir=directory)
     try:
         os.fchmod(fd, mode)
@@ -202,14 +221,14 @@ class Reporter:
         for option, path in (("-metrics", self.metrics), ("-summaryjson", self.summaryjson)):
             if not path:
                 continue
-            directory = os.path.dirname(os.path.abspath(path))
-            if os.path.isdir(path) or not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+            directory = os.path.dirname(os.path.realpath(path))
+            problem = (_not_a_regular_file(path) or
+                       ("its directory does not exist" if not os.path.isdir(directory) else
+                        "its directory is not writable" if not os.access(directory, os.W_OK) else None))
+            if problem:
                 self.metrics = self.summaryjson = None      # said once here, not again at the end
-                raise UsageError(f"cannot write {option} {path}: "
-                                 + ("it is a directory" if os.path.isdir(path) else
-                                    "its directory does not exist" if not os.path.isdir(directory) else
-                                    "its directory is not writable"),
-                                 "give a file in a writable directory")
+                raise UsageError(f"cannot write {option} {path}: {problem}",
+                                 "give a regular file in a writable directory")
 
     def write(self, runs: list[Run], log) -> None:
         """Write both files; a failure is logged, never raised: the run's own result stands."""

@@ -18,6 +18,7 @@ from .edge import StopSignals, fail, outcome
 from .errors import EXIT_OK, ConnectorError, Interrupted, UsageError
 from .locking import RunLock
 from .logsetup import log_summary, set_label
+from .outpath import is_stream
 from .pipeline import Options, Summary, lock_key, prepare, run
 
 
@@ -30,8 +31,9 @@ def template_ids(multiinfo: str) -> list[str]:
 
 
 def csv_name(csvfile: str | None, template_id: str) -> str | None:
-    if not csvfile:
-        return None
+    """``<ID>_<name>`` beside a file; a stream (``-``, a FIFO, ``/dev/null``) gets every template in turn."""
+    if not csvfile or is_stream(csvfile):
+        return csvfile or None
     directory, name = os.path.split(csvfile)
     return os.path.join(directory, f"{template_id}_{name}")
 

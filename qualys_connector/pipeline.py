@@ -2,7 +2,8 @@
 
 Production always finishes before anything goes to the FMC: a report that turns out to be
 broken half-way sends nothing. The lines go to a spool file (never memory), which becomes the
-``-csvfile`` output by an atomic rename, or is sent over TLS.
+``-csvfile`` output (``outpath.publish``: an atomic rename onto a file, a copy to a stream), or is
+sent over TLS.
 
 The records of a run live in ``runinfo`` (Options, Summary), what a plugin is and gets in
 ``plugin`` (InputPlugin, Job), the early path checks in ``outpath``; they are re-exported here.
@@ -10,7 +11,6 @@ The records of a run live in ``runinfo`` (Options, Summary), what a plugin is an
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 
 from .delivery import send_file
@@ -18,7 +18,7 @@ from .errors import ConnectorError, UsageError
 from .hostinput.client import HostInputClient
 from .hostinput.pkcs12 import client_context, find_pkcs12, fmc_trust, load_identity, report_trust
 from .logsetup import add_secret, get_logger
-from .outpath import check_output_path
+from .outpath import check_output_path, make_spool, publish
 from .plugin import InputPlugin, Job, find_plugin
 from .runinfo import Options, Summary
 from .stopping import sleeper
@@ -65,10 +65,7 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
         log.info("client certificate %s (%s)", identity.path, identity.subject)
         trust = fmc_trust(identity, options.fmcca or getattr(config, "fmc_ca", None), insecure=options.insecure)
         report_trust(trust, log)
-    target_dir = os.path.dirname(os.path.abspath(options.csvfile)) if options.csvfile else None
-    if target_dir and not os.path.isdir(target_dir):
-        raise UsageError(f"the directory of -csvfile {options.csvfile} does not exist")
-    fd, spool = tempfile.mkstemp(prefix=".qc-spool-", suffix=".csv", dir=target_dir)
+    fd, spool = make_spool(options.csvfile)
     try:
         summary.outcome = "producing"
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
@@ -77,12 +74,7 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
                       max_size=CSV_MAX_SIZE if options.csvfile else None)
             plugin.produce(job)
         if options.csvfile:
-            try:
-                os.replace(spool, options.csvfile)
-            except OSError as exc:
-                raise UsageError(f"cannot write -csvfile {options.csvfile}: {exc.strerror}",
-                                 "choose a file name in a writable directory") from None
-            spool = None
+            publish(spool, options.csvfile, stop=stop)
             log.info("wrote %d commands to %s", summary.commands, options.csvfile)
             summary.outcome = "written"
             return summary

@@ -15,10 +15,10 @@ VULN_TYPES = {"vuln": "Vuln", "practice": "Practice", "ig": "Ig"}
 KEYS = ("user_id", "password", "template_id", "url", "add_host", "ip_ranges", "proxy",
         "proxy_username", "proxy_password", "report_file", "keep_report", "scanner_name",
         "source_name", "vuln_types", "min_severity", "set_os", "ascii_only", "domain", "ca_bundle", "verify",
-        "timeout", "poll_interval", "max_wait", "fmc_ca")
+        "timeout", "poll_interval", "max_wait", "fmc_ca", "allow_plain_http")
 
 log = get_logger()
-_WARNED_HTTP: set[str] = set()
+_WARNED: set[str] = set()      # url warnings: once per process (process-multiple), not per template
 
 
 @dataclass
@@ -93,9 +93,6 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     if not cfg.url.startswith(("https://", "http://")):
         raise yamlconf.error(data, "url", f"'{mask_url(cfg.url)}' is not an http(s) URL", path,
                              "for example https://qualysapi.qualys.com")
-    if cfg.url.startswith("http://") and online and cfg.url not in _WARNED_HTTP:
-        _WARNED_HTTP.add(cfg.url)         # once per process, not once per template
-        log.warning("url %s is plain http: fine for the bundled emulator, never for Qualys itself", mask_url(cfg.url))
     cfg.add_host = yamlconf.as_bool(data, "add_host", path, False)
     raw_ranges = data.get("ip_ranges")
     if isinstance(raw_ranges, dict):
@@ -137,6 +134,9 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     if cfg.fmc_ca:
         yamlconf.check_pem_file(data, "fmc_ca", path, cfg.fmc_ca)
     cfg.verify = yamlconf.as_bool(data, "verify", path, True)
+    if online:      # a saved report_file asks nobody: url and verify are not used
+        yamlconf.check_url_security(data, "url", cfg.url, path, log, verify=cfg.verify, warned=_WARNED,
+                                    allow_plain=yamlconf.as_bool(data, yamlconf.ALLOW_PLAIN_HTTP, path, False))
     cfg.timeout = yamlconf.as_float(data, "timeout", path, 120.0, minimum=1)
     cfg.poll_interval = yamlconf.as_float(data, "poll_interval", path, 30.0, minimum=0)
     cfg.max_wait = yamlconf.as_float(data, "max_wait", path, 7200.0, minimum=0)

@@ -7,11 +7,13 @@ traceback. Shared by every config file of the toolkit (QualysGuard.yaml, setting
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import logging
 import math
 import os
 import stat
 from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -19,6 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarint import BinaryInt, HexCapsInt, HexInt, OctalInt, ScalarInt
 
 from .errors import ConfigError
+from .logsetup import mask_url
 from .smallfile import MAX_CONFIG_BYTES, FileTooLarge, NotPem, read_pem_certificates, read_small
 from .secretenv import read_secret
 
@@ -185,3 +188,59 @@ def check_pem_file(mapping: Any, key: str, path: str, file: str) -> None:
     except (FileTooLarge, NotPem) as exc:
         raise error(mapping, key, str(exc), path, "give a PEM file of CA certificates "
                     "(-----BEGIN CERTIFICATE-----)") from None
+
+
+ALLOW_PLAIN_HTTP = "allow_plain_http"
+
+
+def is_loopback_url(url: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1); names are not resolved."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url_security(mapping: Any, key: str, url: str, path: str, log: logging.Logger, *,
+                       allow_plain: bool, verify: bool, warned: set[str] | None = None,
+                       source: str | None = None) -> None:
+    """Plain http to a host that is not loopback carries the password in clear: refused unless
+    ``allow_plain_http`` says the user means it; a warning for every other weak choice, every run.
+
+    ``source`` names an environment variable the URL came from instead of ``key``; ``warned``
+    keeps process-multiple (one run, many templates) from repeating a warning per template.
+    """
+    shown = mask_url(url)
+    where = f"{key} {shown}" if source is None else f"{source} {shown}"
+    if url.lower().startswith("http://"):
+        if is_loopback_url(url):
+            message = f"{where} is plain http: fine for the bundled emulators, never for the real service"
+        elif not allow_plain:
+            hint = (f"use https://, or set {ALLOW_PLAIN_HTTP}: y beside it if you really mean to send "
+                    "the password in clear")
+            if source is not None:
+                raise ConfigError(f"{source}: '{shown}' is plain http to a host that is not loopback: "
+                                  "refused, the password would cross the network in clear", hint, path=path)
+            raise error(mapping, key, f"'{shown}' is plain http to a host that is not loopback: refused, "
+                        "the password would cross the network in clear", path, hint)
+        else:
+            message = (f"{where} is plain http to a host that is not loopback ({ALLOW_PLAIN_HTTP}: y): "
+                       "the password and the data cross the network in clear")
+        _warn_once(log, message, warned)
+    elif not verify:
+        _warn_once(log, f"verify: n: the certificate of {shown} is not checked; anyone on the path can "
+                   "pose as it and read the password", warned)
+
+
+def _warn_once(log: logging.Logger, message: str, warned: set[str] | None) -> None:
+    if warned is not None:
+        if message in warned:
+            return
+        warned.add(message)
+    log.warning(message)

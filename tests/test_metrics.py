@@ -103,6 +103,21 @@ def test_a_path_that_can_never_be_written_is_refused_before_the_run(tmp_path):
         metrics.Reporter("qualys-connector", None, str(tmp_path)).check()
 
 
+def test_a_path_that_is_not_a_regular_file_is_never_replaced(tmp_path):
+    """README "Security": /dev/null or a FIFO is refused, a link's target is replaced, the link kept."""
+    os.mkfifo(tmp_path / "fifo")
+    for path in ("/dev/null", str(tmp_path / "fifo")):
+        with pytest.raises(UsageError, match="is not a regular file"):
+            metrics.Reporter("qualys-connector", path).check()
+        with pytest.raises(OSError):
+            metrics.write_atomically(path, "x\n")
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode) and stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)
+    (tmp_path / "real.prom").write_text("old\n")
+    os.symlink(tmp_path / "real.prom", tmp_path / "link.prom")
+    metrics.write_atomically(str(tmp_path / "link.prom"), "new\n")
+    assert os.path.islink(tmp_path / "link.prom") and (tmp_path / "real.prom").read_text() == "new\n"
+
+
 def test_the_json_copy_holds_the_same_summary(tmp_path):
     path = tmp_path / "s.json"
     metrics.Reporter("censys-qualys", None, str(path)).write(

@@ -17,11 +17,11 @@ from .sync import DEFAULT_MAX_PAGES
 
 log = get_logger()
 
-SECTIONS = {"authentication": ("asm_api_key", "asm_api_url"),
+SECTIONS = {"authentication": ("asm_api_key", "asm_api_url", "allow_plain_http"),
             "run": ("interval", "startup", "idFrom", "trialMode", "addHosts", "excludeHosts", "addIps",
                     "excludeIps", "batchSize", "excludeExpiryDays", "maxPages"),
             "qualys": ("qualys_api_url", "qualys_username", "qualys_password", "proxy", "proxy_username",
-                       "proxy_password", "ca_bundle", "verify", "timeout")}
+                       "proxy_password", "ca_bundle", "verify", "timeout", "allow_plain_http")}
 
 
 @dataclass
@@ -93,6 +93,11 @@ def load(path: str) -> Settings:
     if ca_bundle:
         yamlconf.check_pem_file(qualys, "ca_bundle", path, ca_bundle)
     verify = yamlconf.as_bool(qualys, "verify", path, True)
+    yamlconf.check_url_security(auth, "asm_api_url", url, path, log, verify=True,
+                                allow_plain=yamlconf.as_bool(auth, yamlconf.ALLOW_PLAIN_HTTP, path, False),
+                                source="CENSYS_API_URL" if os.environ.get("CENSYS_API_URL") else None)
+    yamlconf.check_url_security(qualys, "qualys_api_url", qualys_url, path, log, verify=verify,
+                                allow_plain=yamlconf.as_bool(qualys, yamlconf.ALLOW_PLAIN_HTTP, path, False))
     settings = Settings(
         path=path, asm_api_key=key, asm_api_url=url.rstrip("/"),
         interval=yamlconf.as_int(run, "interval", path, 120, minimum=1),

@@ -21,6 +21,7 @@ from lxml import etree
 
 from ..errors import QualysError, ReportFormatError
 from ..report.xmlguard import PARSER_OPTIONS, inspect_root, simple_return_error, translated
+from ..statedir import create_private
 from .responses import ResponseFormatError, parse_simple_return
 
 DETECTION_PATH = "/api/5.0/fo/asset/host/vm/detection/"
@@ -216,7 +217,7 @@ def httpx_post(client, what: str = "the host detection pull") -> Post:
                                   "see the Qualys error code; run again later if it is a limit",
                                   code=simple.code if simple else None, text=simple.text if simple else None,
                                   status=response.status_code)
-            with open(dest, "wb") as out:
+            with create_private(dest) as out:
                 for chunk in response.iter_bytes(1 << 16):
                     out.write(chunk)
     return post

@@ -25,6 +25,7 @@ from .. import __version__
 from ..errors import Interrupted, QualysAuthError, QualysError
 from ..logsetup import add_secret, get_logger, mask_url
 from ..retry import Retry, RetryExhausted, Rule
+from ..statedir import create_private
 from .responses import Limits, ResponseFormatError, SimpleReturn, as_int, parse_limits, parse_simple_return
 
 log = get_logger()
@@ -197,7 +198,7 @@ class QualysTransport:
                                timeout=httpx.Timeout(max(self.timeout, 300.0), connect=15.0)) as response:
             if response.status_code != 200:
                 return response.read(), response
-            with open(dest, "wb") as out:
+            with create_private(dest) as out:       # the report: vulnerability data, 0600 whatever the umask
                 for chunk in response.iter_bytes(1 << 20):
                     if self.stop():
                         raise Interrupted(f"stopped on request while {what}")
