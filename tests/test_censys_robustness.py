@@ -106,12 +106,12 @@ def test_a_cycle_reads_at_most_max_pages_pages():
 def test_max_pages_and_id_from_in_the_settings(tmp_path):
     path = write_settings(tmp_path, "http://127.0.0.1:1/api", "http://127.0.0.1:2")
     assert settings_module.load(path).max_pages == DEFAULT_MAX_PAGES == 10_000
-    assert settings_module.load(write_settings(tmp_path, "http://c/api", "http://q", maxPages=50)).max_pages == 50
+    assert settings_module.load(write_settings(tmp_path, "https://c/api", "https://q", maxPages=50)).max_pages == 50
     with pytest.raises(ConfigError) as caught:
-        settings_module.load(write_settings(tmp_path, "http://c/api", "http://q", maxPages=0))
+        settings_module.load(write_settings(tmp_path, "https://c/api", "https://q", maxPages=0))
     assert "maxPages" in str(caught.value)
     with pytest.raises(ConfigError) as caught:
-        settings_module.load(write_settings(tmp_path, "http://c/api", "http://q", idFrom=10**30))
+        settings_module.load(write_settings(tmp_path, "https://c/api", "https://q", idFrom=10**30))
     assert "idFrom" in str(caught.value) and "largest logbook event id" in str(caught.value)
 
 
