@@ -25,7 +25,7 @@ SUMMARY = "download a Qualys report template and send its vulnerabilities (defau
 PARAMETERS = [
     ("-plugininfo=FILE", "QualysGuard.yaml (default: the first of input_plugins/QualysGuard.yaml, "
                          "./QualysGuard.yaml, InputPlugins/QualysGuard.yaml)"),
-    ("required keys", "user_id, password, template_id (not with report_file)"),
+    ("required keys", "user_id, password, template_id (not with report_file or pull: detections)"),
     ("optional keys", "url, add_host, ip_ranges, proxy, proxy_username, proxy_password, report_file, "
                       "keep_report, scanner_name, source_name, vuln_types, min_severity, set_os, ascii_only, domain, "
                       "ca_bundle, verify, timeout, poll_interval, max_wait"),
