@@ -23,7 +23,7 @@ def det(qid, kind="Confirmed", sev=3, port=None, proto=None, status="Active"):
 
 
 def host(hid, ip, *dets, os="Linux 3.x", v6=False):
-    address = f"<IPV6>{ip}</IPV6>" if v6 else f"<IP>{ip}</IP>"
+    address = f"<IPV6>{ip}</IPV6>" if v6 is True else f"<IP>{ip}</IP>" + (f"<IPV6>{v6}</IPV6>" if v6 else "")
     return (f"<HOST><ID>{hid}</ID>{address}<OS><![CDATA[{os}]]></OS><DNS>h{hid}</DNS>"
             f"<DETECTION_LIST>{''.join(dets)}</DETECTION_LIST></HOST>")
 
@@ -89,10 +89,11 @@ def test_pages_become_report_hosts_with_kb_titles(tmp_path):
 
 
 def test_ip_ranges_are_checked_locally_and_hosts_with_only_fixed_detections_are_left_out(tmp_path):
-    fake = FakeQualys([page([host(1, "10.0.0.1", det(5)), host(2, "192.0.2.1", det(5)),
+    fake = FakeQualys([page([host(1, "10.0.0.1", det(5)), host(2, "192.0.2.1", det(5)), host(5, "0.0.0.7", det(5),
+                                                                                       v6="2001:db8::7"),
                              host(3, "10.0.0.3", det(5, status="Fixed")), host(4, "not-an-ip", det(5))])])
-    with source(fake, tmp_path, include=IPRanges.parse("10.0.0.0/24").__contains__) as src:
-        assert [h.ip for h in src.hosts()] == ["10.0.0.1"]
+    with source(fake, tmp_path, include=IPRanges.parse("10.0.0.0/24, 2001:db8::/64").__contains__) as src:
+        assert [h.ip for h in src.hosts()] == ["10.0.0.1", "2001:db8::7"]   # a mapped host by its IPv6
         s = src.stats
         assert (s.hosts_outside_ranges, s.hosts_only_fixed, s.hosts_bad_address) == (1, 1, 1)
 
