@@ -64,6 +64,9 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log, reporter=None
             reporter.check()
         ids = template_ids(multiinfo)
         base_plugin, base_config = prepare(dataclasses.replace(options, template_id=ids[0]), log)
+        if getattr(base_config, "pull", None) == "detections":
+            raise UsageError("process-multiple runs report templates, but QualysGuard.yaml says pull: detections",
+                             "run qualys_connector once (one detection pull covers every host), or set pull: report")
     except ConnectorError as exc:
         code = fail(exc, log)
         if reporter:    # operations hook: one failed series per template named

@@ -71,7 +71,8 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
             job = Job(options.plugininfo or plugin.default_plugininfo(), out, summary, log, stop,
                       template_id=options.template_id, config=config, sleep=sleeper(stop),
-                      max_size=CSV_MAX_SIZE if options.csvfile else None)
+                      max_size=CSV_MAX_SIZE if options.csvfile else None,
+                      statedir=options.statedir, dry_run=bool(options.csvfile))
             plugin.produce(job)
         if options.csvfile:
             publish(spool, options.csvfile, stop=stop)

@@ -31,6 +31,8 @@ class Job:
     # Longest line a plugin may write, or None: when sending, delivery shortens lines to the
     # MAX_SIZE the FMC announces; with -csvfile there is no FMC to ask.
     max_size: int | None = None
+    statedir: str | None = None       # -statedir (None: statedir.state_dir's default)
+    dry_run: bool = False             # -csvfile: nothing is sent, no state or cache is written
 
     def check_stop(self) -> None:
         if self.stop.is_set():

@@ -15,7 +15,9 @@ VULN_TYPES = {"vuln": "Vuln", "practice": "Practice", "ig": "Ig"}
 KEYS = ("user_id", "password", "template_id", "url", "add_host", "ip_ranges", "proxy",
         "proxy_username", "proxy_password", "report_file", "keep_report", "scanner_name",
         "source_name", "vuln_types", "min_severity", "set_os", "ascii_only", "domain", "ca_bundle", "verify",
-        "timeout", "poll_interval", "max_wait", "fmc_ca", "allow_plain_http")
+        "timeout", "poll_interval", "max_wait", "fmc_ca", "allow_plain_http", "pull", "page_size", "full_resync")
+PULLS = ("report", "detections")
+MAX_PAGE_SIZE = 1_000_000
 
 log = get_logger()
 _WARNED: set[str] = set()      # url warnings: once per process (process-multiple), not per template
@@ -48,6 +50,11 @@ class QualysGuardConfig:
     timeout: float = 120.0
     poll_interval: float = 30.0
     max_wait: float = 7200.0
+    # README "Pulling detections instead of reports": what to ask Qualys for, hosts per page,
+    # and whether to ignore the incremental watermark (every detection pull is full for now).
+    pull: str = "report"
+    page_size: int = 1000
+    full_resync: bool = False
 
     @property
     def tls_verify(self) -> bool | str:
@@ -74,14 +81,29 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     s = yamlconf.as_str
     report_file = _path_near(path, s(data, "report_file", path))
     online = report_file is None
+    pull = _pull(data, path)
+    detections = pull == "detections"
+    if detections and report_file:
+        raise yamlconf.error(data, "report_file", "cannot be used with pull: detections (a saved report is "
+                             "not a detection pull)", path, "remove report_file, or set pull: report")
+    if detections and template_override is None and data.get("template_id") not in (None, ""):
+        log.warning("%s: template_id is ignored with pull: detections", path)
     cfg = QualysGuardConfig(
         path=path,
         user_id=s(data, "user_id", path, required=online),
         password=s(data, "password", path, required=online, env="QC_QUALYS_PASSWORD"),
-        template_id=template_override or s(data, "template_id", path, required=online),
+        template_id=None if detections else template_override or s(data, "template_id", path, required=online),
         report_file=report_file,
+        pull=pull,
     )
-    if template_override is None and not yamlconf.written_in_decimal(data.get("template_id")):
+    cfg.page_size = yamlconf.as_int(data, "page_size", path, 1000, minimum=1)
+    if cfg.page_size > MAX_PAGE_SIZE:
+        raise yamlconf.error(data, "page_size", f"is more than {MAX_PAGE_SIZE:,} hosts per page", path,
+                             "Qualys documents 1000 as the default; a few thousand is plenty")
+    cfg.full_resync = yamlconf.as_bool(data, "full_resync", path, False)
+    if detections and data.get("keep_report") not in (None, ""):
+        log.warning("%s: keep_report is ignored with pull: detections (there is no report)", path)
+    if not detections and template_override is None and not yamlconf.written_in_decimal(data.get("template_id")):
         raise yamlconf.error(data, "template_id", "is not written in decimal digits (YAML would read 0x1A "
                              "as 26, another template)", path, "write the ID as Qualys shows it, digits only")
     if cfg.template_id is not None and not re.fullmatch(r"[0-9]+", str(cfg.template_id).strip()):
@@ -108,7 +130,7 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
                              "for example https://192.168.1.100:443")
     cfg.proxy_username = s(data, "proxy_username", path)
     cfg.proxy_password = s(data, "proxy_password", path, env="QC_PROXY_PASSWORD")
-    cfg.keep_report = _path_near(path, s(data, "keep_report", path))
+    cfg.keep_report = None if detections else _path_near(path, s(data, "keep_report", path))
     if cfg.keep_report:
         if os.path.isdir(cfg.keep_report):
             raise yamlconf.error(data, "keep_report", f"{cfg.keep_report} is a directory", path, "give a file name")
@@ -118,7 +140,7 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     if "{template_id}" in cfg.scanner_name:
         # One scanner name per template: its ScanFlush then replaces only that template's results
         # on a host, so process-multiple over overlapping templates loses nothing.
-        cfg.scanner_name = cfg.scanner_name.replace("{template_id}", cfg.template_id or "saved")
+        cfg.scanner_name = cfg.scanner_name.replace("{template_id}", cfg.template_id or ("detections" if detections else "saved"))
     cfg.source_name = s(data, "source_name", path, "QualysGuard")
     cfg.vuln_types = _vuln_types(data, path)
     cfg.min_severity = yamlconf.as_int(data, "min_severity", path, 1, minimum=1)
@@ -147,6 +169,16 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
         if value and ("\n" in value or '"' in value):
             raise yamlconf.error(data, key, "may not contain quotes or newlines", path)
     return cfg
+
+
+def _pull(data, path: str) -> str:
+    raw = data.get("pull")
+    word = "report" if raw is None or raw == "" else str(raw).strip().lower()
+    if word not in PULLS:
+        raise yamlconf.error(data, "pull", f"'{str(raw).strip()}' is not report or detections", path,
+                             "pull: report (a report template, the default) or pull: detections (the host "
+                             "detection API)")
+    return word
 
 
 def _vuln_types(data, path: str) -> tuple[str, ...]:

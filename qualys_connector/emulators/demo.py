@@ -56,6 +56,25 @@ def expected_findings(hosts: int, vulns: int, ip_ranges: str) -> Counter:
     return out
 
 
+def expected_detections(hosts: int, ip_ranges: str) -> Counter:
+    """What a detection pull must deliver: every open (not Fixed) Confirmed/Potential detection inside
+    ip_ranges of the model the emulator generates with ``--detection-hosts hosts`` (seed 1)."""
+    from .qualys.detectionmodel import DetectionModel
+    from ..ipranges import IPRanges
+
+    ranges = IPRanges.parse(ip_ranges)
+    out: Counter = Counter()
+    for host in DetectionModel.generate(hosts).hosts:
+        if host.address not in ranges:
+            continue
+        for d in host.detections:
+            if d.status == "Fixed" or d.type == "Info":
+                continue
+            port, proto = (d.port, d.protocol) if d.protocol in ("tcp", "udp") and d.port else (None, None)
+            out[(host.address, d.qid, port, proto)] = 1
+    return out
+
+
 def network_map_findings(export: dict) -> Counter:
     out: Counter = Counter()
     for ip, host in export.get("hosts", {}).items():
@@ -71,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", help="run directory (default: ./demo-run-<time>)")
     parser.add_argument("--hosts", type=int, default=HOSTS, help=f"hosts in the generated report (default {HOSTS})")
     parser.add_argument("--vulns", type=int, default=VULNS, help=f"findings per host (default {VULNS})")
+    parser.add_argument("--detections", action="store_true",
+                        help="pull: detections (host detection API + KnowledgeBase) instead of the template's report")
     args = parser.parse_args(argv)
     from .pki import init_pki
 
@@ -80,18 +101,22 @@ def main(argv: list[str] | None = None) -> int:
     env["QC_PKCS12_PASSWORD"] = secrets.token_urlsafe(12)
     env["QC_DEMO_QUALYS_PASSWORD"] = qualys_password = secrets.token_urlsafe(12)
     env["QC_LOCK_DIR"] = os.path.join(run_dir, "locks")
+    env["QC_STATE_DIR"] = os.path.join(run_dir, "state")      # the KnowledgeBase cache of --detections
     print(f"[1/5] minting a throwaway PKI in {run_dir}/pki")
     pki = init_pki(os.path.join(run_dir, "pki"), client_password=env["QC_PKCS12_PASSWORD"])
 
     procs: list[subprocess.Popen] = []
     try:
-        print(f"[2/5] starting the Qualys API emulator (template {TEMPLATE}: {args.hosts} hosts x {args.vulns} findings)")
+        what = (f"{args.hosts} hosts with detections" if args.detections
+                else f"template {TEMPLATE}: {args.hosts} hosts x {args.vulns} findings")
+        print(f"[2/5] starting the Qualys API emulator ({what})")
         qlog = open(os.path.join(run_dir, "qualys-emulator.log"), "w")
         qport_file = os.path.join(run_dir, "qualys.port")
+        served = ["--generate", f"{TEMPLATE}={args.hosts}x{args.vulns}", "--report-delay", "1",
+                  "--detection-hosts", str(args.hosts)]
         procs.append(subprocess.Popen(
             [_bin("qualys-emulator"), "--port", "0", "--port-file", qport_file, "--user", "demo",
-             "--password-env", "QC_DEMO_QUALYS_PASSWORD", "--generate", f"{TEMPLATE}={args.hosts}x{args.vulns}",
-             "--report-delay", "1"], stdout=qlog, stderr=subprocess.STDOUT, env=env))
+             "--password-env", "QC_DEMO_QUALYS_PASSWORD", *served], stdout=qlog, stderr=subprocess.STDOUT, env=env))
         qport = _wait_port(qport_file, procs[-1], "Qualys emulator")
 
         print("[3/5] starting the FMC host input emulator")
@@ -105,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
 
         config = os.path.join(run_dir, "QualysGuard.yaml")
         with open(config, "w") as fh:
+            source = "pull: detections\npage_size: 500\n" if args.detections else f"template_id: {TEMPLATE}\n"
             fh.write(f"# written by scripts/demo; the password comes from QC_QUALYS_PASSWORD\n"
-                     f"user_id: demo\ntemplate_id: {TEMPLATE}\nurl: http://127.0.0.1:{qport}\n"
+                     f"user_id: demo\n{source}url: http://127.0.0.1:{qport}\n"
                      f"add_host: y\nip_ranges: {IP_RANGES}\npoll_interval: 0.5\nmax_wait: 120\n")
         os.chmod(config, 0o600)
         env["QC_QUALYS_PASSWORD"] = qualys_password
@@ -116,16 +142,18 @@ def main(argv: list[str] | None = None) -> int:
         print("[4/5] running:", " ".join(shlex.quote(c) for c in command))
         result = subprocess.run(command, env=env)
 
-        print("[5/5] comparing the FMC network map with the report")
+        print(f"[5/5] comparing the FMC network map with the {'detections' if args.detections else 'report'}")
         export = json.loads(subprocess.run([_bin("fmc-emulator"), "export", "--db", db], env=env,
                                            capture_output=True, text=True, check=True).stdout)
         with open(os.path.join(run_dir, "network-map.json"), "w") as fh:
             json.dump(export, fh, indent=1)
         got = network_map_findings(export)
-        want = expected_findings(args.hosts, args.vulns, IP_RANGES)
+        want = (expected_detections(args.hosts, IP_RANGES) if args.detections
+                else expected_findings(args.hosts, args.vulns, IP_RANGES))
         missing, extra = want - got, got - want
         print(f"    network map: {len(export.get('hosts', {}))} hosts, {sum(got.values())} scan results")
-        print(f"    report inside ip_ranges ({IP_RANGES}): {sum(want.values())} findings")
+        print(f"    {'open detections' if args.detections else 'report'} inside ip_ranges ({IP_RANGES}): "
+              f"{sum(want.values())} findings")
         ok = result.returncode == 0 and not missing and not extra
         if ok:
             print("    MATCH: every finding inside ip_ranges arrived exactly once, nothing else did")
@@ -146,13 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     with os.fdopen(fd, "w") as fh:
         fh.write(f"export QC_PKCS12_PASSWORD={shlex.quote(env['QC_PKCS12_PASSWORD'])}\n"
                  f"export QC_QUALYS_PASSWORD={shlex.quote(qualys_password)}\n"
-                 f"export QC_DEMO_QUALYS_PASSWORD={shlex.quote(qualys_password)}\n")
+                 f"export QC_DEMO_QUALYS_PASSWORD={shlex.quote(qualys_password)}\n"
+                 f"export QC_STATE_DIR={shlex.quote(env['QC_STATE_DIR'])}\n")
     rerun = os.path.join(run_dir, "rerun.sh")
     with open(rerun, "w") as fh:
         fh.write("#!/usr/bin/env bash\n# Start both emulators again on the same ports and run the connector once more.\n"
                  f"set -u\ncd {shlex.quote(run_dir)}\n. ./demo.env\n"
                  f"{_bin('qualys-emulator')} --port {qport} --user demo --password-env QC_DEMO_QUALYS_PASSWORD "
-                 f"--generate {TEMPLATE}={args.hosts}x{args.vulns} --report-delay 1 >> qualys-emulator.log 2>&1 &\n"
+                 f"{' '.join(served)} >> qualys-emulator.log 2>&1 &\n"
                  f"{_bin('fmc-emulator')} serve --pki pki --port {fport} --db network-map.sqlite >> fmc-emulator.log 2>&1 &\n"
                  "sleep 2\n" + " ".join(shlex.quote(c) for c in command) + "\nrc=$?\nkill %1 %2\nwait\nexit $rc\n")
     os.chmod(rerun, 0o755)

@@ -16,6 +16,8 @@ from ..errors import QualysError, QualysReportError, QualysReportOver, QualysTem
 from ..logsetup import get_logger
 from ..report.xmlguard import inspect_root
 from ..retry import RetryExhausted
+from .detections import DETECTION_PATH
+from .knowledgebase import KB_PATH
 from .responses import (ReportStatus, ResponseFormatError, chunk_ips, collapse_ranges, parse_ip_list,
                         parse_report_list, parse_simple_return)
 from .transport import BUSY_TEXT, REPORT_SLOT, QualysTransport, code_error, maybe_simple
@@ -25,7 +27,8 @@ log = get_logger()
 REPORT = "/api/2.0/fo/report/"
 ASSET_IP = "/api/2.0/fo/asset/ip/"
 EXCLUDED_IP = "/api/2.0/fo/asset/excluded_ip/"
-TEMPLATE_CODE = "999"       # Qualys's answer to launching a template that does not exist
+TEMPLATE_CODE = "999"
+_LIST_CALLS = {DETECTION_PATH: "the host detection pull", KB_PATH: "the KnowledgeBase call"}       # Qualys's answer to launching a template that does not exist
 
 
 class QualysClient:
@@ -176,6 +179,12 @@ class QualysClient:
         """One cheap call to learn ``X-Concurrency-Limit-Limit`` for the report API."""
         self._call(REPORT, {"action": "list", "id": "0"}, "reading the API limits")
         return self.limits.concurrency_limit
+
+    # ------------------------------------------------------------------ list calls (detections, KB)
+    def post(self, path: str, form: dict, dest: str) -> None:
+        """The ``Post`` of ``qualys/detections.py`` and ``qualys/knowledgebase.py``: the answer streamed
+        into ``dest``, with this client's retries, limits per endpoint and timeouts."""
+        self.transport.fetch(path, form, dest, _LIST_CALLS.get(path, f"the call of {path}"))
 
     # ------------------------------------------------------------------ asset IPs
     def _ip_action(self, path: str, action: str, ips: list, what: str, **extra) -> str:

@@ -47,7 +47,8 @@ class Detection:
 @dataclass(frozen=True)
 class Host:
     id: int
-    ip: str                    # the IP, or the IPV6 when the host has no IP
+    ip: str                    # the IPV6 when there is one (a mapped host's IP is Qualys's IPv4 placeholder,
+                               # docs/qualys-api.md §3.8; the report path likewise takes IP/@v6), else the IP
     os: str
     dns: str
     detections: tuple[Detection, ...] = field(default_factory=tuple)
@@ -144,7 +145,7 @@ def _host(elem) -> Host:
     if not host_id.isdigit():
         raise ReportFormatError(f"the report has a HOST without a numeric ID near line {elem.sourceline}",
                                 "Qualys changed its output; report this")
-    ip = _text(elem.find("IP")) or _text(elem.find("IPV6"))
+    ip = _text(elem.find("IPV6")) or _text(elem.find("IP"))
     detections = tuple(
         Detection(int(_text(d.find("QID")) or 0), _text(d.find("TYPE")), _int_or_none(_text(d.find("SEVERITY"))),
                   _int_or_none(_text(d.find("PORT"))), _text(d.find("PROTOCOL")) or None,

@@ -70,16 +70,25 @@ def parse_kb(path: str) -> Iterator[Vuln]:
 
 
 class KnowledgeBaseCache:
-    """QID → Vuln in SQLite; every ``put_many`` is one transaction (all rows or none)."""
+    """QID → Vuln in SQLite; every ``put_many`` is one transaction (all rows or none).
 
-    def __init__(self, path: str):
+    ``write=False`` (a dry run): the file is only read (and not created); what is learnt is kept
+    in memory for this run."""
+
+    def __init__(self, path: str, *, write: bool = True):
         self.path = path
+        self._pending: dict[int, Vuln] | None = None if write else {}
+        reading_only = not write and os.path.exists(path)
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False)
-            with self._db:
-                self._db.execute("CREATE TABLE IF NOT EXISTS vuln (qid INTEGER PRIMARY KEY, title TEXT NOT NULL, "
-                                 "diagnosis TEXT NOT NULL, cve_ids TEXT NOT NULL, bugtraq_ids TEXT NOT NULL, "
-                                 "modified TEXT)")
+            if reading_only:
+                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+                self._db.execute("SELECT COUNT(*) FROM vuln").fetchone()
+            else:
+                self._db = sqlite3.connect(path if write else ":memory:", check_same_thread=False)
+                with self._db:
+                    self._db.execute("CREATE TABLE IF NOT EXISTS vuln (qid INTEGER PRIMARY KEY, title TEXT NOT NULL, "
+                                     "diagnosis TEXT NOT NULL, cve_ids TEXT NOT NULL, bugtraq_ids TEXT NOT NULL, "
+                                     "modified TEXT)")
         except sqlite3.Error as exc:
             raise InputFileError(f"cannot open the KnowledgeBase cache {path}: {exc}",
                                  "check the path and its permissions, or delete the file to start afresh") from None
@@ -98,16 +107,26 @@ class KnowledgeBaseCache:
         wanted = sorted(set(qids))
         found: dict[int, Vuln] = {}
         with self._lock:
+            if self._pending:
+                found.update((q, self._pending[q]) for q in wanted if q in self._pending)
+                wanted = [q for q in wanted if q not in found]
             for start in range(0, len(wanted), BATCH):        # stay under SQLite's variable limit
                 chunk = wanted[start:start + BATCH]
                 rows = self._db.execute(f"SELECT qid, title, diagnosis, cve_ids, bugtraq_ids, modified FROM vuln "
                                         f"WHERE qid IN ({','.join('?' * len(chunk))})", chunk)
                 for qid, title, diagnosis, cves, bids, modified in rows:
+                    if qid in found:
+                        continue
                     found[qid] = Vuln(qid, title, diagnosis, tuple(filter(None, cves.split(","))),
                                       tuple(filter(None, bids.split(","))), modified)
         return found
 
     def put_many(self, vulns: Iterable[Vuln]) -> int:
+        if self._pending is not None:
+            vulns = list(vulns)
+            with self._lock:
+                self._pending.update((v.qid, v) for v in vulns)
+            return len(vulns)
         rows = [(v.qid, v.title, v.diagnosis, ",".join(v.cve_ids), ",".join(v.bugtraq_ids), v.modified)
                 for v in vulns]
         with self._lock, self._db:

@@ -151,6 +151,19 @@ class QualysTransport:
                                   "run again later; if it persists, check url", status=status)
             return body
 
+    def fetch(self, path: str, data: dict, dest: str, what: str) -> None:
+        """``call`` with the answer streamed into ``dest``, for the list calls whose answer is a
+        document (host detections, KnowledgeBase): a SIMPLE_RETURN with an error CODE sent with
+        HTTP 200 is that call's error here, not a parse error later."""
+        self.call(path, data, what, stream_to=dest)
+        with open(dest, "rb") as fh:
+            head = fh.read(2048)
+            if b"SIMPLE_RETURN" not in head:
+                return
+            simple = maybe_simple(head + fh.read(1 << 20))
+        if simple is not None and simple.failed:
+            raise code_error(simple, what, 200)
+
     def _log_retry(self, rule: Rule, retry: Retry, status: int, simple: SimpleReturn | None, what: str) -> None:
         if rule.name == RATE:
             log.warning("Qualys rate limit reached (%s); waiting %d s as Qualys asks",
