@@ -18,5 +18,5 @@ def test_bench_quick_prints_a_table_and_writes_json(tmp_path):
     assert {r["stage"] for r in data["rows"]} == {"floor", "parse", "send", "csvsend", "refsend"}
     assert "x refsend" in result.stdout          # our CSV send beside the minimal client, same run
     for row in data["rows"]:
-        assert set(row) >= {"hosts", "stage", "seconds", "findings", "findings_per_s", "peak_rss_mb", "ratio_to_floor"}
+        assert set(row) >= {"hosts", "stage", "seconds", "findings", "findings_per_s", "peak_rss_mb", "ratio_to_floor", "cpu_s"}
         assert row["hosts"] == 1000 and row["findings"] > 0

@@ -23,6 +23,12 @@ INVALID = -1           # VULN_INFO without a numeric QID
 FILTERED = -2          # TYPE not asked for (vuln_types)
 RAW_CACHE_LIMIT = 200_000   # distinct raw (qid, type, port, protocol) texts remembered
 WARN_LIMIT = 10        # per kind of problem; the rest go to debug level (the counts are in the stats)
+# DTD: VULN_INFO (QID, TYPE, PORT?, SERVICE?, FQDN?, PROTOCOL?, SSL?, INSTANCE?, RESULT?, FIRST_FOUND?,
+# LAST_FOUND?, TIMES_FOUND?, VULN_STATUS?, CVSS_FINAL?, TICKET_NUMBER?, TICKET_STATE?). Reading a
+# VULN_INFO stops at the first of these: QID, TYPE, PORT and PROTOCOL come before them, and the
+# rest (a long RESULT among them) is never looked at, which saves a Python object per child.
+_AFTER_PROTOCOL = frozenset(("SSL", "INSTANCE", "RESULT", "FIRST_FOUND", "LAST_FOUND", "TIMES_FOUND",
+                             "VULN_STATUS", "CVSS_FINAL", "CVSS3_FINAL", "TICKET_NUMBER", "TICKET_STATE"))
 
 
 class FindingTable:
@@ -169,7 +175,6 @@ class HostReader:
                 stats.findings_total -= 1
                 continue
             qid = kind = port = proto = None
-            found = 0
             for field in info:
                 tag = field.tag
                 if tag == "QID":
@@ -180,11 +185,9 @@ class HostReader:
                     port = field.text
                 elif tag == "PROTOCOL":
                     proto = field.text
-                else:
-                    continue
-                found += 1
-                if found == 4:      # the rest (RESULT, dates...) is not needed
-                    break
+                    break           # the last of the four in the DTD's order
+                elif tag in _AFTER_PROTOCOL:
+                    break           # SSL, RESULT, dates...: past all four (most Ig findings end here)
             raw = (qid, kind, port, proto)
             code = cached(raw)
             if code is None:

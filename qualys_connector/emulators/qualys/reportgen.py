@@ -52,6 +52,10 @@ def _results() -> list[str]:
     return out
 
 
+# Where a QID is usually found: a TCP or UDP service, ICMP, or the host itself (no port).
+_HOME = [(port, "tcp") for port in _SERVICES] + [(53, "udp"), (123, "udp"), (161, "udp"), (None, "icmp")] + [(None, None)] * 6
+
+
 def _qids(distinct_qids: int) -> list[int]:
     return [10000 + 37 * k for k in range(distinct_qids)]
 
@@ -65,15 +69,18 @@ def _host(index: int, seed: int, vulns_per_host: int, qids: list[int], ipv6_ever
         v6 = str(ipaddress.IPv6Address(0x20010DB8 << 96 | (index + 1)))
         ip = str(ipaddress.IPv4Address(index + 1))  # Qualys's IPv4 placeholder for a mapped IPv6 host
     findings = []
+    ig_pool = len(qids) // 13 + 1      # information gathered: a few common QIDs, on nearly every host
     for _ in range(vulns_per_host):
-        qid = qids[rng.randrange(len(qids))]
         kind = rng.choices(("Vuln", "Practice", "Ig"), (21, 10, 69))[0]
+        qid = qids[rng.randrange(ig_pool if kind == "Ig" else len(qids))]
         roll = rng.random()
-        if roll < 0.55:
+        if roll < 0.8:                 # a QID is mostly found on the service it is about
+            port, proto = _HOME[qid % len(_HOME)]
+        elif roll < 0.9:
             port, proto = rng.choice(list(_SERVICES)), "tcp"
-        elif roll < 0.7:
+        elif roll < 0.95:
             port, proto = rng.choice((53, 123, 161, 500)), "udp"
-        elif roll < 0.75:
+        elif roll < 0.97:
             port, proto = None, "icmp"
         else:
             port, proto = None, None
