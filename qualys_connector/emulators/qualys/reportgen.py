@@ -74,16 +74,10 @@ def _host(index: int, seed: int, vulns_per_host: int, qids: list[int], ipv6_ever
         kind = rng.choices(("Vuln", "Practice", "Ig"), (21, 10, 69))[0]
         qid = qids[rng.randrange(ig_pool if kind == "Ig" else len(qids))]
         roll = rng.random()
-        if roll < 0.8:                 # a QID is mostly found on the service it is about
+        if roll < 0.8:                 # a QID is mostly found on the service it is about,
             port, proto = _HOME[qid % len(_HOME)]
-        elif roll < 0.9:
-            port, proto = rng.choice(list(_SERVICES)), "tcp"
-        elif roll < 0.95:
-            port, proto = rng.choice((53, 123, 161, 500)), "udp"
-        elif roll < 0.97:
-            port, proto = None, "icmp"
-        else:
-            port, proto = None, None
+        else:                          # else on one of a few others (not on any port at all)
+            port, proto = _HOME[(qid // 3 + 1 + int(roll * 15) % 3) % len(_HOME)]
         result = rng.randrange(_RESULT_COUNT // 2) + (0 if kind == "Ig" else _RESULT_COUNT // 2)
         findings.append((qid, kind, port, proto, port in (443, 8443), result))
     if index % 50 == 0 and findings:
