@@ -15,7 +15,8 @@ def test_bench_quick_prints_a_table_and_writes_json(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "findings/s" in result.stdout and "peak RSS MB" in result.stdout
     data = json.loads(out.read_text())
-    assert {r["stage"] for r in data["rows"]} == {"floor", "parse", "send"}
+    assert {r["stage"] for r in data["rows"]} == {"floor", "parse", "send", "csvsend", "refsend"}
+    assert "x refsend" in result.stdout          # our CSV send beside the minimal client, same run
     for row in data["rows"]:
-        assert set(row) >= {"hosts", "stage", "seconds", "findings", "findings_per_s", "peak_rss_mb", "ratio_to_floor"}
+        assert set(row) >= {"hosts", "stage", "seconds", "findings", "findings_per_s", "peak_rss_mb", "ratio_to_floor", "cpu_s"}
         assert row["hosts"] == 1000 and row["findings"] > 0

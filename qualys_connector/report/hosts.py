@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import ipaddress
+import re
 from operator import attrgetter
 from typing import Callable, Collection, Hashable
 
@@ -24,6 +25,8 @@ INVALID = -1           # VULN_INFO without a numeric QID
 FILTERED = -2          # TYPE not asked for (vuln_types)
 RAW_CACHE_LIMIT = 200_000   # distinct raw (qid, type, port, protocol) texts remembered
 WARN_LIMIT = 10        # per kind of problem; the rest go to debug level (the counts are in the stats)
+# What is read of a VULN_INFO_LIST; everything else in it (RESULT, dates, CVSS...) is skipped in C.
+_FIELD_TAGS = ("VULN_INFO", "QID", "TYPE", "PORT", "PROTOCOL")
 
 
 class FindingTable:
@@ -87,6 +90,22 @@ def _port(text: str | None, qid: int) -> int | None:
     return None
 
 
+# A dotted quad as ipaddress writes it (no leading zeros): taken as it is, without ipaddress's
+# cost; anything else (IPv6, zone ids, odd forms) goes through ipaddress.
+_CANONICAL_V4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                           r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+OS_CACHE_LIMIT = 10_000     # distinct OPERATING_SYSTEM texts remembered (a report has a few hundred),
+OS_CACHE_TEXT = 256         # each at most this long: the cache stays under a few MB
+
+
+def canonical_address(text: str) -> str:
+    """The address as the FMC must see it; ValueError when ``text`` is no IPv4/IPv6 address."""
+    if _CANONICAL_V4.fullmatch(text):
+        return text
+    # A zone id (fe80::1%eth0) means nothing to the FMC, which wants a bare address.
+    return str(ipaddress.ip_address(text.split("%", 1)[0]))
+
+
 def _text(value: str | None) -> str | None:
     """OPERATING_SYSTEM / DNS / NETBIOS: CDATA may hold HTML entities; one line, None when empty."""
     if not value:
@@ -94,6 +113,62 @@ def _text(value: str | None) -> str | None:
     if "&" in value:
         value = html.unescape(value)
     return clean_text(value) or None
+
+
+def _fields_fast(vulns) -> list[tuple] | None:
+    """(QID, TYPE, PORT, PROTOCOL) texts of each VULN_INFO, or None when the list is not plain.
+
+    One C-level walk (``iter`` with the five tags) over the list instead of a Python loop over
+    the children of every VULN_INFO: lxml makes no Python object for the children skipped
+    (SERVICE, SSL, a long RESULT, dates, CVSS...), which is most of them. Plain means: every
+    child of the list is a VULN_INFO and no field appears before the first one; anything else
+    (never seen in a real report) is read by ``_fields_exact``, child by child.
+    """
+    rows: list[tuple] = []
+    append = rows.append
+    qid = kind = port = proto = None
+    started = False
+    for field in vulns.iter(_FIELD_TAGS):
+        tag = field.tag
+        if tag == "VULN_INFO":
+            if started:
+                append((qid, kind, port, proto))
+            started = True
+            qid = kind = port = proto = None
+        elif not started:
+            return None
+        elif tag == "QID":
+            qid = field.text
+        elif tag == "TYPE":
+            kind = field.text
+        elif tag == "PORT":
+            port = field.text
+        else:
+            proto = field.text
+    if started:
+        append((qid, kind, port, proto))
+    return rows if len(rows) == len(vulns) else None
+
+
+def _fields_exact(vulns) -> list[tuple]:
+    """``_fields_fast``'s answer for any list: the VULN_INFO children only, read child by child."""
+    rows = []
+    for info in vulns:
+        if info.tag != "VULN_INFO":     # unknown element: ignored, and not a finding
+            continue
+        qid = kind = port = proto = None
+        for field in info:
+            tag = field.tag
+            if tag == "QID":
+                qid = field.text
+            elif tag == "TYPE":
+                kind = field.text
+            elif tag == "PORT":
+                port = field.text
+            elif tag == "PROTOCOL":
+                proto = field.text
+        rows.append((qid, kind, port, proto))
+    return rows
 
 
 def _vuln_count(vulns) -> int:
@@ -106,6 +181,7 @@ class HostReader:
     def __init__(self, stats: ReportStats, table: FindingTable, include: Callable[[str], bool]):
         self.stats, self.table, self.include = stats, table, include
         self._warned = {"address": 0, "error": 0, "qid": 0}
+        self._os_cache: dict[str | None, str | None] = {}
 
     def __call__(self, elem) -> tuple | None:
         stats = self.stats
@@ -138,8 +214,7 @@ class HostReader:
         # IPv6 literal in the IP text (newer tenants?) is accepted as well.
         raw_address = (v6 if v6 and v6.strip() else ip_text or "").strip()
         try:
-            # A zone id (fe80::1%eth0) means nothing to the FMC, which wants a bare address.
-            address = str(ipaddress.ip_address(raw_address.split("%", 1)[0]))
+            address = canonical_address(raw_address)
         except ValueError:
             count = _vuln_count(vulns)
             stats.findings_total += count
@@ -159,35 +234,23 @@ class HostReader:
         if vulns is not None:
             stats.findings_total += len(vulns)    # _findings discounts children that are no VULN_INFO
             self._findings(vulns, address, ids)
-        return (address, _text(os_text), _text(dns), _text(netbios), ids)
+        os_clean = self._os_cache.get(os_text)    # few distinct OS texts, repeated on every host
+        if os_clean is None:
+            os_clean = _text(os_text)
+            if len(self._os_cache) < OS_CACHE_LIMIT and os_text and len(os_text) <= OS_CACHE_TEXT:
+                self._os_cache[os_text] = os_clean
+        return (address, os_clean, _text(dns), _text(netbios), ids)
 
     def _findings(self, vulns, address: str, ids: list[int]) -> None:
         table, stats = self.table, self.stats
         lookup, counts, dedup_ids = table.lookup, table.counts, table.dedup_ids
         cached = table.cached          # the hot path: one dict lookup per finding
         seen: set[int] = set()
-        for info in vulns:
-            if info.tag != "VULN_INFO":     # unknown element: ignored, and not a finding
-                stats.findings_total -= 1
-                continue
-            qid = kind = port = proto = None
-            found = 0
-            for field in info:
-                tag = field.tag
-                if tag == "QID":
-                    qid = field.text
-                elif tag == "TYPE":
-                    kind = field.text
-                elif tag == "PORT":
-                    port = field.text
-                elif tag == "PROTOCOL":
-                    proto = field.text
-                else:
-                    continue
-                found += 1
-                if found == 4:      # the rest (RESULT, dates...) is not needed
-                    break
-            raw = (qid, kind, port, proto)
+        rows = _fields_fast(vulns)
+        if rows is None:
+            rows = _fields_exact(vulns)
+            stats.findings_total -= len(vulns) - len(rows)   # children that are no VULN_INFO
+        for raw in rows:
             code = cached(raw)
             if code is None:
                 code = lookup(raw)
@@ -197,7 +260,7 @@ class HostReader:
                 else:
                     stats.findings_invalid += 1
                     self._warn("qid", "skipped a finding of %s without a numeric QID (%r)",
-                               address, (qid or "")[:20])
+                               address, (raw[0] or "")[:20])
                 continue
             # The product dedups on (qid, port, protocol) (README "What the QualysGuard plugin sends"), or on what the caller's
             # distinct_by says (the QualysGuard plugin: Finding.fmc_key). The spec (§3.4) notes Qualys
