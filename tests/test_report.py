@@ -306,7 +306,7 @@ def test_distinct_by_the_fmc_key_keeps_one_of_an_icmp_and_a_host_level_twin(tmp_
     from operator import attrgetter
 
     from qualys_connector.emulators.qualys.reportgen import expected_findings, generate_report
-    shape = dict(hosts=400, vulns_per_host=6, distinct_qids=5, seed=11)
+    shape = dict(hosts=400, vulns_per_host=20, distinct_qids=10, seed=11)   # holds icmp/host-level twins
     path = tmp_path / "twins.xml"
     with open(path, "wb") as out:
         generate_report(out, **shape)
