@@ -200,14 +200,29 @@ _VENDORS = [("windows", "Microsoft"), ("microsoft", "Microsoft"), ("cisco", "Cis
             ("freebsd", "FreeBSD"), ("solaris", "Oracle"), ("hp-ux", "HP"), ("aix", "IBM"),
             ("juniper", "Juniper"), ("junos", "Juniper"), ("vmware", "VMware"), ("linux", "Linux")]
 _VERSION = re.compile(r"(?:\bversion\s+|\b)(\d+(?:[.\-]\w+)*(?:\.x)?)\s*$", re.IGNORECASE)
+_SERVICE_PACK = re.compile(r"\b(?:service\s+pack|sp)\s*\d+\s*$", re.IGNORECASE)
+
+
+def _vendor(text: str) -> str:
+    lowered = text.lower()
+    return next((name for prefix, name in _VENDORS if lowered.startswith(prefix)), "")
 
 
 def split_os(text: str) -> tuple[str, str, str]:
+    """(vendor, product, version) of an OPERATING_SYSTEM text; see README "set_os".
+
+    A text listing alternatives ("Windows 2008 R2/7", "Ubuntu / Tiny Core Linux / Linux 2.6.x")
+    is Qualys being unsure: it keeps no version (the trailing number belongs to one alternative
+    only), and a vendor only when no other alternative names a different one. "Service Pack N"
+    stays part of the product: it is not the product's version.
+    """
     text = clean_text(text)
-    lowered = text.lower()
-    vendor = next((name for prefix, name in _VENDORS if lowered.startswith(prefix)), "")
+    if "/" in text:
+        vendors = {_vendor(part.strip()) for part in text.split("/")} - {""}
+        return (vendors.pop() if len(vendors) == 1 else ""), text, ""
+    vendor = _vendor(text)
     product, version = text, ""
-    match = _VERSION.search(text)
+    match = None if _SERVICE_PACK.search(text) else _VERSION.search(text)
     if match:
         version = match.group(1)
         product = text[:match.start()].rstrip()
