@@ -18,7 +18,8 @@ from qualys_connector.hostinput import Command
 from qualys_connector.records import Finding
 from qualys_connector.text import ascii_text, clean_text
 from qualys_connector.logsetup import mask_url
-from qualys_connector.statedir import create_private
+from qualys_connector.privatecopy import copy_private
+from qualys_connector import tempnames
 
 NAME = "QualysGuard"
 SUMMARY = "download a Qualys report template and send its vulnerabilities (default)"
@@ -63,7 +64,7 @@ def produce(job) -> None:
     from qualys_connector.report import open_report
 
     cfg = job.config if getattr(job, "config", None) is not None else load_config(job.plugininfo, job.template_id)
-    workdir = tempfile.mkdtemp(prefix="qc-report-")
+    workdir = tempfile.mkdtemp(prefix=tempnames.prefix(tempnames.REPORT_DIR))
     try:
         if cfg.report_file:
             path = cfg.report_file
@@ -72,8 +73,7 @@ def produce(job) -> None:
             path = os.path.join(workdir, "report.xml")
             download(cfg, path, job)
             if cfg.keep_report:
-                with open(path, "rb") as src, create_private(cfg.keep_report) as dst:
-                    shutil.copyfileobj(src, dst)
+                copy_private(path, cfg.keep_report, "the copy of the report (keep_report)")
                 job.log.info("kept the downloaded report as %s", cfg.keep_report)
         job.check_stop()
 

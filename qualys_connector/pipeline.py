@@ -13,7 +13,9 @@ import os
 import tempfile
 import threading
 
+from . import tempnames
 from .delivery import send_file
+from .diskfull import writing
 from .errors import ConnectorError, UsageError
 from .hostinput.client import HostInputClient
 from .hostinput.pkcs12 import client_context, find_pkcs12, fmc_trust, load_identity, report_trust
@@ -68,13 +70,17 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
     target_dir = os.path.dirname(os.path.abspath(options.csvfile)) if options.csvfile else None
     if target_dir and not os.path.isdir(target_dir):
         raise UsageError(f"the directory of -csvfile {options.csvfile} does not exist")
-    fd, spool = tempfile.mkstemp(prefix=".qc-spool-", suffix=".csv", dir=target_dir)
+    spool_dir = target_dir or tempfile.gettempdir()
+    tempnames.sweep(spool_dir, (tempnames.SPOOL,))
+    tempnames.sweep(tempfile.gettempdir(), tempnames.ALL)     # what runs killed by SIGKILL left
+    with writing("the spool of host input lines", directory=spool_dir):
+        fd, spool = tempfile.mkstemp(prefix=tempnames.prefix(tempnames.SPOOL), suffix=".csv", dir=target_dir)
     try:
         summary.outcome = "producing"
-        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+        with writing("the spool of host input lines", spool), os.fdopen(fd, "wb", buffering=1 << 20) as out:
             job = Job(options.plugininfo or plugin.default_plugininfo(), out, summary, log, stop,
                       template_id=options.template_id, config=config, sleep=sleeper(stop),
-                      max_size=CSV_MAX_SIZE if options.csvfile else None)
+                      max_size=CSV_MAX_SIZE if options.csvfile else None, state_dir=options.statedir)
             plugin.produce(job)
         if options.csvfile:
             try:

@@ -31,6 +31,7 @@ class Job:
     # Longest line a plugin may write, or None: when sending, delivery shortens lines to the
     # MAX_SIZE the FMC announces; with -csvfile there is no FMC to ask.
     max_size: int | None = None
+    state_dir: str | None = None        # -statedir, for what a plugin must remember across runs
 
     def check_stop(self) -> None:
         if self.stop.is_set():
