@@ -5,6 +5,8 @@ import os
 import re
 from dataclasses import dataclass
 
+import httpx
+
 from . import yamlconf
 from .errors import ConfigError
 from .logsetup import add_secret, get_logger, mask_url
@@ -90,9 +92,7 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     if cfg.template_id is not None:
         cfg.template_id = str(cfg.template_id).strip()
     cfg.url = s(data, "url", path, DEFAULT_URL).rstrip("/")
-    if not cfg.url.startswith(("https://", "http://")):
-        raise yamlconf.error(data, "url", f"'{mask_url(cfg.url)}' is not an http(s) URL", path,
-                             "for example https://qualysapi.qualys.com")
+    _check_url(data, "url", cfg.url, path, "for example https://qualysapi.qualys.com")
     if cfg.url.startswith("http://") and online and cfg.url not in _WARNED_HTTP:
         _WARNED_HTTP.add(cfg.url)         # once per process, not once per template
         log.warning("url %s is plain http: fine for the bundled emulator, never for Qualys itself", mask_url(cfg.url))
@@ -106,9 +106,8 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
         raise yamlconf.error(data, "ip_ranges", str(exc), path,
                              "use addresses, CIDR blocks or a-b ranges, separated by commas") from None
     cfg.proxy = s(data, "proxy", path)
-    if cfg.proxy and not cfg.proxy.startswith(("http://", "https://")):
-        raise yamlconf.error(data, "proxy", f"'{mask_url(cfg.proxy)}' is not a proxy URL", path,
-                             "for example https://192.168.1.100:443")
+    if cfg.proxy:
+        _check_url(data, "proxy", cfg.proxy, path, "for example https://192.168.1.100:443")
     cfg.proxy_username = s(data, "proxy_username", path)
     cfg.proxy_password = s(data, "proxy_password", path, env="QC_PROXY_PASSWORD")
     cfg.keep_report = _path_near(path, s(data, "keep_report", path))
@@ -147,6 +146,26 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
         if value and ("\n" in value or '"' in value):
             raise yamlconf.error(data, key, "may not contain quotes or newlines", path)
     return cfg
+
+
+def _check_url(data, key: str, url: str, path: str, example: str) -> None:
+    """An http(s) URL httpx can use: no whitespace or control character, a host, a valid port.
+
+    Refused here, with the key and its line, rather than as a bare InvalidURL after the run began.
+    """
+    shown = mask_url(url).encode("unicode_escape").decode("ascii")[:200]
+    what = "a proxy URL" if key == "proxy" else "an http(s) URL"
+    if not url.startswith(("https://", "http://")):
+        raise yamlconf.error(data, key, f"'{shown}' is not {what}", path, example)
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise yamlconf.error(data, key, f"'{shown}' holds a space, newline or control character", path, example)
+    try:
+        parsed = httpx.URL(url)
+        host = parsed.host
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        raise yamlconf.error(data, key, f"'{shown}' is not a valid URL ({str(exc)[:100]})", path, example) from None
+    if not host:
+        raise yamlconf.error(data, key, f"'{shown}' names no host", path, example)
 
 
 def _vuln_types(data, path: str) -> tuple[str, ...]:
