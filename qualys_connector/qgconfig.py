@@ -12,6 +12,7 @@ from .errors import ConfigError
 from .logsetup import add_secret, get_logger, mask_url
 
 DEFAULT_URL = "https://qualysapi.qualys.com"
+MAX_NAME = 255      # source_name, scanner_name, domain: display names, a few words in practice
 VULN_TYPES = {"vuln": "Vuln", "practice": "Practice", "ig": "Ig"}
 
 KEYS = ("user_id", "password", "template_id", "url", "add_host", "ip_ranges", "proxy",
@@ -145,6 +146,11 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
         value = getattr(cfg, key)
         if value and ("\n" in value or '"' in value):
             raise yamlconf.error(data, key, "may not contain quotes or newlines", path)
+        if value and len(value) > MAX_NAME:
+            # It goes into every DATA message (source, domain) or every result line (scanner):
+            # refused here once rather than warned about on every line of the run.
+            raise yamlconf.error(data, key, f"is {len(value)} characters long, more than {MAX_NAME}", path,
+                                 "use a short display name")
     return cfg
 
 
