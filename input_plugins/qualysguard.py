@@ -95,13 +95,19 @@ def produce(job) -> None:
 
 def download(cfg, dest: str, job) -> None:
     from qualys_connector.qualys.api import QualysClient
+    from qualys_connector.qualys.launched import remembered_launches
 
     job.log.info("asking Qualys at %s for the report of template %s", mask_url(cfg.url), cfg.template_id)
+    launched = remembered_launches(getattr(job, "state_dir", None), cfg.url, cfg.user_id, cfg.max_wait)
     with QualysClient(cfg.url, cfg.user_id, cfg.password, proxy=cfg.proxy,
                       proxy_username=cfg.proxy_username, proxy_password=cfg.proxy_password,
                       verify=cfg.tls_verify, timeout=cfg.timeout, poll_interval=cfg.poll_interval,
                       max_wait=cfg.max_wait, sleep=job.sleep, stop=job.stop.is_set) as client:
-        client.download_report(cfg.template_id, dest)
+        launched.delete_leftovers(client)
+        try:
+            client.download_report(cfg.template_id, dest, on_launch=launched.record)
+        finally:
+            launched.forget()
     job.log.info("downloaded the report (%.1f MB)", os.path.getsize(dest) / 1e6)
 
 

@@ -33,7 +33,7 @@ def prefix(kind: str) -> str:
     return f"{kind}{os.getpid()}@{_host()}-"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -53,7 +53,7 @@ def sweep(directory: str | os.PathLike, kinds: tuple[str, ...]) -> int:
         return 0
     for entry in entries:
         match = pattern.match(entry.name)
-        if not match or int(match.group(2)) == os.getpid() or _alive(int(match.group(2))):
+        if not match or int(match.group(2)) == os.getpid() or alive(int(match.group(2))):
             continue
         try:
             if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
