@@ -166,12 +166,13 @@ def _check_url(data, key: str, url: str, path: str, example: str) -> None:
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
         raise yamlconf.error(data, key, f"'{shown}' holds a space, newline or control character", path, example)
     try:
-        parsed = httpx.URL(url)
-        host = parsed.host
+        host = httpx.URL(url).raw_host.decode("ascii")
     except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
         raise yamlconf.error(data, key, f"'{shown}' is not a valid URL ({str(exc)[:100]})", path, example) from None
     if not host:
         raise yamlconf.error(data, key, f"'{shown}' names no host", path, example)
+    if ":" not in host and not re.fullmatch(r"[A-Za-z0-9._-]+", host):
+        raise yamlconf.error(data, key, f"'{shown}' has no valid host name or address", path, example)
 
 
 def _vuln_types(data, path: str) -> tuple[str, ...]:
