@@ -18,7 +18,8 @@ from qualys_connector.hostinput import Command
 from qualys_connector.records import Finding
 from qualys_connector.text import ascii_text, clean_text
 from qualys_connector.logsetup import mask_url
-from qualys_connector.statedir import create_private
+from qualys_connector.privatecopy import copy_private
+from qualys_connector import tempnames
 
 NAME = "QualysGuard"
 SUMMARY = "download a Qualys report template and send its vulnerabilities (default)"
@@ -65,7 +66,7 @@ def produce(job) -> None:
     cfg = job.config if getattr(job, "config", None) is not None else load_config(job.plugininfo, job.template_id)
     if getattr(cfg, "pull", "report") == "detections":
         return produce_detections(cfg, job)
-    workdir = tempfile.mkdtemp(prefix="qc-report-")
+    workdir = tempfile.mkdtemp(prefix=tempnames.prefix(tempnames.REPORT_DIR))
     try:
         if cfg.report_file:
             path = cfg.report_file
@@ -74,8 +75,7 @@ def produce(job) -> None:
             path = os.path.join(workdir, "report.xml")
             download(cfg, path, job)
             if cfg.keep_report:
-                with open(path, "rb") as src, create_private(cfg.keep_report) as dst:
-                    shutil.copyfileobj(src, dst)
+                copy_private(path, cfg.keep_report, "the copy of the report (keep_report)")
                 job.log.info("kept the downloaded report as %s", cfg.keep_report)
         job.check_stop()
 
@@ -150,9 +150,16 @@ def produce_detections(cfg, job) -> None:
 
 
 def download(cfg, dest: str, job) -> None:
+    from qualys_connector.qualys.launched import remembered_launches
+
     job.log.info("asking Qualys at %s for the report of template %s", mask_url(cfg.url), cfg.template_id)
+    launched = remembered_launches(getattr(job, "statedir", None), cfg.url, cfg.user_id, cfg.max_wait)
     with qualys_client(cfg, job) as client:
-        client.download_report(cfg.template_id, dest)
+        launched.delete_leftovers(client)
+        try:
+            client.download_report(cfg.template_id, dest, on_launch=launched.record)
+        finally:
+            launched.forget()
     job.log.info("downloaded the report (%.1f MB)", os.path.getsize(dest) / 1e6)
 
 
@@ -251,14 +258,29 @@ _VENDORS = [("windows", "Microsoft"), ("microsoft", "Microsoft"), ("cisco", "Cis
             ("freebsd", "FreeBSD"), ("solaris", "Oracle"), ("hp-ux", "HP"), ("aix", "IBM"),
             ("juniper", "Juniper"), ("junos", "Juniper"), ("vmware", "VMware"), ("linux", "Linux")]
 _VERSION = re.compile(r"(?:\bversion\s+|\b)(\d+(?:[.\-]\w+)*(?:\.x)?)\s*$", re.IGNORECASE)
+_SERVICE_PACK = re.compile(r"\b(?:service\s+pack|sp)\s*\d+\s*$", re.IGNORECASE)
+
+
+def _vendor(text: str) -> str:
+    lowered = text.lower()
+    return next((name for prefix, name in _VENDORS if lowered.startswith(prefix)), "")
 
 
 def split_os(text: str) -> tuple[str, str, str]:
+    """(vendor, product, version) of an OPERATING_SYSTEM text; see README "set_os".
+
+    A text listing alternatives ("Windows 2008 R2/7", "Ubuntu / Tiny Core Linux / Linux 2.6.x")
+    is Qualys being unsure: it keeps no version (the trailing number belongs to one alternative
+    only), and a vendor only when no other alternative names a different one. "Service Pack N"
+    stays part of the product: it is not the product's version.
+    """
     text = clean_text(text)
-    lowered = text.lower()
-    vendor = next((name for prefix, name in _VENDORS if lowered.startswith(prefix)), "")
+    if "/" in text:
+        vendors = {_vendor(part.strip()) for part in text.split("/")} - {""}
+        return (vendors.pop() if len(vendors) == 1 else ""), text, ""
+    vendor = _vendor(text)
     product, version = text, ""
-    match = _VERSION.search(text)
+    match = None if _SERVICE_PACK.search(text) else _VERSION.search(text)
     if match:
         version = match.group(1)
         product = text[:match.start()].rstrip()

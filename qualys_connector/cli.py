@@ -21,6 +21,7 @@ from .logsetup import configure, get_logger, log_summary
 from .pipeline import Options, Summary, lock_key, prepare, run
 from .plugin import use_plugins
 from .secretenv import read_secret
+from .serveraddr import check_server
 
 use_plugins(input_plugins.load)     # the edge hands the core its plugins
 
@@ -150,9 +151,7 @@ def process_multiple_command(multiinfo, jobs, plugin, **kw):
 def _options(plugin: str, kw: dict) -> Options:
     if kw.get("runondc", "n").lower().startswith("y"):
         raise click.UsageError("-runondc=y (importing on the FMC itself) is not supported; run from a separate host")
-    server = kw["server"]
-    if server and server.startswith("[") and server.endswith("]"):
-        server = server[1:-1]          # [fd00::10], as in URLs
+    server = check_server(kw["server"]) if kw["server"] else kw["server"]   # [fd00::10] as in URLs, too
     return Options(plugin=plugin, server=server, port=kw["port"], plugininfo=kw["plugininfo"],
                    ipv6=kw["ipv6"], pkcs12=kw["pkcs12"], password=_pkcs12_password(kw), csvfile=kw["csvfile"],
                    statedir=kw["statedir"], fmcca=kw["fmcca"], insecure=kw["insecure"])

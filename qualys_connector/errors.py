@@ -168,3 +168,9 @@ class CensysError(RemoteError):
 
 class CensysAuthError(ActionRequired, CensysError):
     """The Censys ASM API key is missing or was refused."""
+
+
+class DiskFull(LocalError):
+    """A file could not be written: the file system is full, or a quota or file-size limit was hit."""
+
+    default_hint = "free some space there (or point TMPDIR elsewhere) and run again; nothing half-written was kept"

@@ -19,6 +19,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from . import tempnames
+from .diskfull import writing
 from .errors import Interrupted, UsageError
 
 STDOUT = "-"
@@ -118,7 +120,11 @@ def make_spool(path: str | None, what: str = "-csvfile") -> tuple[int, str]:
     directory = resolve(path, what).directory if path else None
     if directory and not os.path.isdir(directory):
         raise UsageError(f"the directory of {what} {path} does not exist")
-    return tempfile.mkstemp(prefix=".qc-spool-", suffix=".csv", dir=directory)
+    spool_dir = directory or tempfile.gettempdir()
+    tempnames.sweep(spool_dir, (tempnames.SPOOL,))
+    tempnames.sweep(tempfile.gettempdir(), tempnames.ALL)     # what runs killed by SIGKILL left
+    with writing("the spool of host input lines", directory=spool_dir):
+        return tempfile.mkstemp(prefix=tempnames.prefix(tempnames.SPOOL), suffix=".csv", dir=directory)
 
 
 def publish(spool: str, path: str, what: str = "-csvfile", *, stop: threading.Event | None = None) -> None:

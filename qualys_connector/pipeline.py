@@ -14,6 +14,7 @@ import os
 import threading
 
 from .delivery import send_file
+from .diskfull import writing
 from .errors import ConnectorError, UsageError
 from .hostinput.client import HostInputClient
 from .hostinput.pkcs12 import client_context, find_pkcs12, fmc_trust, load_identity, report_trust
@@ -68,7 +69,7 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
     fd, spool = make_spool(options.csvfile)
     try:
         summary.outcome = "producing"
-        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+        with writing("the spool of host input lines", spool), os.fdopen(fd, "wb", buffering=1 << 20) as out:
             job = Job(options.plugininfo or plugin.default_plugininfo(), out, summary, log, stop,
                       template_id=options.template_id, config=config, sleep=sleeper(stop),
                       max_size=CSV_MAX_SIZE if options.csvfile else None,

@@ -5,11 +5,14 @@ import os
 import re
 from dataclasses import dataclass
 
+import httpx
+
 from . import yamlconf
 from .errors import ConfigError
 from .logsetup import add_secret, get_logger, mask_url
 
 DEFAULT_URL = "https://qualysapi.qualys.com"
+MAX_NAME = 255      # source_name, scanner_name, domain: display names, a few words in practice
 VULN_TYPES = {"vuln": "Vuln", "practice": "Practice", "ig": "Ig"}
 
 KEYS = ("user_id", "password", "template_id", "url", "add_host", "ip_ranges", "proxy",
@@ -112,9 +115,7 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     if cfg.template_id is not None:
         cfg.template_id = str(cfg.template_id).strip()
     cfg.url = s(data, "url", path, DEFAULT_URL).rstrip("/")
-    if not cfg.url.startswith(("https://", "http://")):
-        raise yamlconf.error(data, "url", f"'{mask_url(cfg.url)}' is not an http(s) URL", path,
-                             "for example https://qualysapi.qualys.com")
+    _check_url(data, "url", cfg.url, path, "for example https://qualysapi.qualys.com")
     cfg.add_host = yamlconf.as_bool(data, "add_host", path, False)
     raw_ranges = data.get("ip_ranges")
     if isinstance(raw_ranges, dict):
@@ -125,9 +126,8 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
         raise yamlconf.error(data, "ip_ranges", str(exc), path,
                              "use addresses, CIDR blocks or a-b ranges, separated by commas") from None
     cfg.proxy = s(data, "proxy", path)
-    if cfg.proxy and not cfg.proxy.startswith(("http://", "https://")):
-        raise yamlconf.error(data, "proxy", f"'{mask_url(cfg.proxy)}' is not a proxy URL", path,
-                             "for example https://192.168.1.100:443")
+    if cfg.proxy:
+        _check_url(data, "proxy", cfg.proxy, path, "for example https://192.168.1.100:443")
     cfg.proxy_username = s(data, "proxy_username", path)
     cfg.proxy_password = s(data, "proxy_password", path, env="QC_PROXY_PASSWORD")
     cfg.keep_report = None if detections else _path_near(path, s(data, "keep_report", path))
@@ -168,6 +168,11 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
         value = getattr(cfg, key)
         if value and ("\n" in value or '"' in value):
             raise yamlconf.error(data, key, "may not contain quotes or newlines", path)
+        if value and len(value) > MAX_NAME:
+            # It goes into every DATA message (source, domain) or every result line (scanner):
+            # refused here once rather than warned about on every line of the run.
+            raise yamlconf.error(data, key, f"is {len(value)} characters long, more than {MAX_NAME}", path,
+                                 "use a short display name")
     return cfg
 
 
@@ -179,6 +184,25 @@ def _pull(data, path: str) -> str:
                              "pull: report (a report template, the default) or pull: detections (the host "
                              "detection API)")
     return word
+def _check_url(data, key: str, url: str, path: str, example: str) -> None:
+    """An http(s) URL httpx can use: no whitespace or control character, a host, a valid port.
+
+    Refused here, with the key and its line, rather than as a bare InvalidURL after the run began.
+    """
+    shown = mask_url(url).encode("unicode_escape").decode("ascii")[:200]
+    what = "a proxy URL" if key == "proxy" else "an http(s) URL"
+    if not url.startswith(("https://", "http://")):
+        raise yamlconf.error(data, key, f"'{shown}' is not {what}", path, example)
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise yamlconf.error(data, key, f"'{shown}' holds a space, newline or control character", path, example)
+    try:
+        host = httpx.URL(url).raw_host.decode("ascii")
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        raise yamlconf.error(data, key, f"'{shown}' is not a valid URL ({str(exc)[:100]})", path, example) from None
+    if not host:
+        raise yamlconf.error(data, key, f"'{shown}' names no host", path, example)
+    if ":" not in host and not re.fullmatch(r"[A-Za-z0-9._-]+", host):
+        raise yamlconf.error(data, key, f"'{shown}' has no valid host name or address", path, example)
 
 
 def _vuln_types(data, path: str) -> tuple[str, ...]:

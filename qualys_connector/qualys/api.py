@@ -153,13 +153,17 @@ class QualysClient:
         except QualysError as exc:
             log.warning("could not %s report %s in Qualys: %s", action, report_id, exc.message)
 
-    def download_report(self, template_id: str, dest: str, progress=None) -> str:
+    def download_report(self, template_id: str, dest: str, progress=None,
+                        on_launch: Callable[[str], None] | None = None) -> str:
         """Launch → wait → fetch (streamed to ``dest``) → delete; returns the report ID.
 
         A report given up while Qualys still builds it (max_wait, SIGTERM) is canceled first
         (docs/qualys-api.md §2.4: ``action=cancel`` stops a running report), then deleted.
+        ``on_launch`` learns the report ID before the wait (to remember it should the run be killed).
         """
         report_id = self.launch_report(template_id)
+        if on_launch is not None:
+            on_launch(report_id)
         finished = False
         try:
             self.wait_for_report(report_id, progress)

@@ -22,6 +22,7 @@ from typing import Callable
 import httpx
 
 from .. import __version__
+from ..diskfull import writing
 from ..errors import Interrupted, QualysAuthError, QualysError
 from ..logsetup import add_secret, get_logger, mask_url
 from ..retry import Retry, RetryExhausted, Rule
@@ -69,7 +70,7 @@ class QualysTransport:
                  stop: Callable[[], bool] | None = None):
         add_secret(password)
         add_secret(proxy_password)
-        self.url, self.user, self.timeout = url.rstrip("/"), user, timeout
+        self.url, self.user, self.timeout, self.max_wait = url.rstrip("/"), user, timeout, max_wait
         self.stop = stop or (lambda: False)            # checked between chunks of a download
         self.auth_hint = auth_hint or _AUTH_HINT      # names the keys of the caller's config file
         self.limits = Limits()
@@ -123,6 +124,8 @@ class QualysTransport:
                 raise QualysAuthError(f"Qualys refused {what} for user {self.user}: "
                                       f"{'CODE ' + code + ': ' if code else ''}{text} (HTTP {status})",
                                       self.auth_hint, code=code, text=text, status=status)
+            if 300 <= status < 400:
+                raise redirect_error(response, what)
             rule = retry.match(status=status, code=match_code)
             if rule is not None:
                 asked = None
@@ -206,17 +209,37 @@ class QualysTransport:
         self._limits_by_path.pop(path, None)
 
     def _stream(self, path: str, data: dict, dest: str, what: str):
-        """A 200 answer goes to ``dest`` chunk by chunk (memory stays flat); any other is read."""
-        with self._http.stream("POST", path, data=data,
-                               timeout=httpx.Timeout(max(self.timeout, 300.0), connect=15.0)) as response:
+        """A 200 answer goes to ``dest`` chunk by chunk (memory stays flat); any other is read.
+
+        ``timeout`` is the read timeout (no byte for that long fails), and the whole download
+        must end within what is left of ``max_wait``: a server trickling a byte now and then
+        cannot keep a run alive for ever.
+        """
+        deadline = self.retry.deadline
+        with self._http.stream("POST", path, data=data) as response:
             if response.status_code != 200:
                 return response.read(), response
-            with create_private(dest) as out:       # the report: vulnerability data, 0600 whatever the umask
+            # the report: vulnerability data, 0600 whatever the umask; a full disk is DiskFull
+            with writing("the downloaded report", dest), create_private(dest) as out:
                 for chunk in response.iter_bytes(1 << 20):
                     if self.stop():
                         raise Interrupted(f"stopped on request while {what}")
                     out.write(chunk)
+                    if deadline is not None and self.clock() > deadline:
+                        raise QualysError(f"{what} did not finish within max_wait ({self.max_wait:.0f} s); "
+                                          f"{out.tell()} bytes arrived",
+                                          "Qualys or the network path is very slow; run again later, or raise "
+                                          "max_wait in QualysGuard.yaml")
             return b"", response
+
+
+def redirect_error(response: httpx.Response, what: str) -> QualysError:
+    """A 3xx: we never follow it, since the credentials would go along to wherever it points."""
+    location = response.headers.get("Location") or "no Location given"
+    return QualysError(f"Qualys answered {what} with a redirect (HTTP {response.status_code} to "
+                       f"{mask_url(location)[:200]}), which is not followed: the credentials would go with it",
+                       "check url: it must be your platform's API server (qualysapi.*) itself, with https://",
+                       status=response.status_code)
 
 
 def maybe_simple(body: bytes) -> SimpleReturn | None:

@@ -45,6 +45,7 @@ class FindingTable:
         self._by_raw: dict[tuple, int] = {}
         self._by_finding: dict[Finding, int] = {}
         self._by_key: dict[tuple, int] = {}
+        self.portless: set[int] = set()         # ids of findings with a port the FMC cannot place
         self.cached = self._by_raw.get
 
     def lookup(self, raw: tuple) -> int:
@@ -73,6 +74,8 @@ class FindingTable:
             self.counts.append(0)
             self.dedup_ids.append(self._by_key.setdefault(self._distinct_by(finding), len(self._by_key)))
             self._by_finding[finding] = code
+            if finding.port and finding.target == (None, None):
+                self.portless.add(code)
         return code
 
 
@@ -267,6 +270,10 @@ class HostReader:
             # also repeats a QID per SSL flag, FQDN or INSTANCE; those collapse here on purpose,
             # since the FMC's AddScanResult has no field that could tell them apart.
             key = dedup_ids[code]
+            if code in table.portless:
+                stats.ports_without_protocol += 1
+                log.debug("%s QID %s port %s has no tcp/udp PROTOCOL: counted at host level%s", address,
+                          qid, (port or "").strip()[:10], ", merged with another of this QID" if key in seen else "")
             if key in seen:
                 stats.duplicates_dropped += 1
                 continue

@@ -25,7 +25,7 @@ from .glossary import placeholder, vuln_from_element
 from .hosts import FindingTable, HostReader
 from .spool import Spool
 from .stats import ReportStats
-from .xmlguard import CUT_HINT, PARSER_OPTIONS, inspect_root, simple_return_error, translated
+from .xmlguard import CUT_HINT, PARSER_OPTIONS, inspect_root, simple_return_error, translated, undeclared_entity
 
 log = get_logger("report")
 
@@ -145,6 +145,9 @@ def _one_pass(path: str, read_host: HostReader, spool: Spool, stats: ReportStats
                 del parent[0]
     if context.root is None:  # pragma: no cover - inspect_root has seen an element
         raise ReportFormatError("the report holds no XML element", CUT_HINT)
+    entity = undeclared_entity(context.error_log, path)   # libxml2 only warns with a DOCTYPE
+    if entity is not None:
+        raise entity
     stats.glossary_entries = len(glossary)
     return glossary
 

@@ -12,13 +12,16 @@ import struct
 import tempfile
 from typing import Iterator
 
+from ..diskfull import writing
+from ..tempnames import REPORT_HOSTS, prefix
+
 _FRAME = struct.Struct("<I")
 BATCH = 512          # hosts per frame: amortises the per-call cost, a few hundred KB at most
 
 
 class Spool:
     def __init__(self, directory: str | None = None):
-        fd, self.path = tempfile.mkstemp(prefix="qc-report-hosts-", suffix=".spool", dir=directory)
+        fd, self.path = tempfile.mkstemp(prefix=prefix(REPORT_HOSTS), suffix=".spool", dir=directory)
         self._out = os.fdopen(fd, "wb", buffering=1 << 20)
         self._batch: list[tuple] = []
         self.records = 0
@@ -31,15 +34,17 @@ class Spool:
     def _flush(self) -> None:
         if self._batch:
             data = marshal.dumps(self._batch)
-            self._out.write(_FRAME.pack(len(data)))
-            self._out.write(data)
+            with writing("the spool of the report's hosts", self.path):
+                self._out.write(_FRAME.pack(len(data)))
+                self._out.write(data)
             self.records += len(self._batch)
             self._batch = []
 
     def finish(self) -> None:
         """Flush and close the writer; the records can then be read back, as often as wanted."""
         self._flush()
-        self._out.close()
+        with writing("the spool of the report's hosts", self.path):
+            self._out.close()
 
     def read(self) -> Iterator[tuple]:
         with open(self.path, "rb") as fh:
@@ -51,6 +56,8 @@ class Spool:
         """Close and delete the file; safe to call twice and after errors."""
         try:
             self._out.close()
+        except OSError:
+            pass              # a full disk again while flushing the rest: the file goes anyway
         finally:
             try:
                 os.unlink(self.path)

@@ -27,6 +27,8 @@ class ReportStats:
     duplicates_dropped: int = 0      # same (qid, port, protocol) again on one host (or open_report's distinct_by)
     findings_outside_ranges: int = 0  # VULN_INFO of hosts refused by ``include``
     findings_invalid: int = 0        # VULN_INFO without a numeric QID
+    ports_without_protocol: int = 0  # kept findings with a PORT but no tcp/udp PROTOCOL: sent at host level
+                                     # (the FMC cannot place them), merged with the QID's other host-level ones
     qids_without_glossary: int = 0   # distinct QIDs of kept findings missing from the glossary
     glossary_entries: int = 0        # distinct QIDs in GLOSSARY
     glossary_invalid: int = 0        # VULN_DETAILS without a numeric QID: ignored

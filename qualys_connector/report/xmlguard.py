@@ -6,6 +6,7 @@ with a one-line message naming the line, so no traceback ever reaches the user.
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -30,7 +31,7 @@ def translated(path: str) -> Iterator[None]:
     try:
         yield
     except etree.XMLSyntaxError as exc:
-        raise syntax_error(exc) from None
+        raise syntax_error(exc, path) from None
     except etree.LxmlError as exc:   # parser internals (rare): still bad input, not a bug of ours
         raise ReportFormatError(f"the report could not be parsed: {_first_line(str(exc))}", CUT_HINT) from None
     except OSError as exc:
@@ -38,7 +39,46 @@ def translated(path: str) -> Iterator[None]:
                              "check the path and its permissions") from None
 
 
-def syntax_error(exc: etree.XMLSyntaxError) -> ReportFormatError:
+_UNDECLARED = ("ERR_UNDECLARED_ENTITY", "WAR_UNDECLARED_ENTITY")
+_ENTITY_REF = re.compile(rb"&([A-Za-z_][A-Za-z0-9_.-]{0,40});")
+_PREDEFINED = {b"lt", b"gt", b"amp", b"apos", b"quot"}
+
+
+def undeclared_entity(error_log, path: str | None) -> ReportFormatError | None:
+    """The error for an entity reference nothing declares, when ``error_log`` holds one for ``path``."""
+    for entry in error_log or ():
+        if entry.type_name in _UNDECLARED and (path is None or entry.filename in (path, os.fspath(path))):
+            name = re.search(r"'([^']*)'", entry.message or "")
+            return _entity_error(name.group(1) if name else "?", entry.line)
+    return None
+
+
+def _entity_error(name: str, line: int | None) -> ReportFormatError:
+    where = f" at line {line}" if line else ""
+    return ReportFormatError(f"the report uses the undeclared entity &{name[:40]};{where}",
+                             "Qualys reports use none; " + HOSTILE_HINT)
+
+
+def _entity_before_root(path: str | None) -> ReportFormatError | None:
+    """libxml2 reports an entity reference before the root element as "Start tag expected"."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except (OSError, TypeError):
+        return None
+    before_root = head.split(b"<", 1)[0] if not head.lstrip().startswith(b"<") else b""
+    match = _ENTITY_REF.search(before_root) or _ENTITY_REF.search(head)
+    if match and match.group(1) not in _PREDEFINED:
+        return _entity_error(match.group(1).decode("ascii"), head[:match.start()].count(b"\n") + 1)
+    return None
+
+
+def syntax_error(exc: etree.XMLSyntaxError, path: str | None = None) -> ReportFormatError:
+    entity = undeclared_entity(getattr(exc, "error_log", None), path)
+    if entity is None and exc.msg and exc.msg.startswith(("Start tag expected", "Document is empty")):
+        entity = _entity_before_root(path)
+    if entity is not None:
+        return entity
     line = getattr(exc, "lineno", None)
     where = f" at line {line}" if line else ""
     return ReportFormatError(f"the report is not complete, well-formed XML{where}: {_first_line(exc.msg)}",
