@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Protocol, Sequence, runtime_checkable
 
 from .errors import Interrupted
+from .progress import NO_PROGRESS, Progress
 from .runinfo import Summary
 
 
@@ -31,6 +32,7 @@ class Job:
     # Longest line a plugin may write, or None: when sending, delivery shortens lines to the
     # MAX_SIZE the FMC announces; with -csvfile there is no FMC to ask.
     max_size: int | None = None
+    progress: Progress = NO_PROGRESS     # live display of the long phases (a no-op unless at a terminal)
 
     def check_stop(self) -> None:
         if self.stop.is_set():

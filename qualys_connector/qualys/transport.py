@@ -24,6 +24,7 @@ import httpx
 from .. import __version__
 from ..errors import Interrupted, QualysAuthError, QualysError
 from ..logsetup import add_secret, get_logger, mask_url
+from ..progress import NO_PROGRESS, Progress
 from ..retry import Retry, RetryExhausted, Rule
 from .responses import Limits, ResponseFormatError, SimpleReturn, as_int, parse_limits, parse_simple_return
 
@@ -65,7 +66,8 @@ class QualysTransport:
                  clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[], float] = lambda: random.uniform(1.0, 3.0),
                  transport: httpx.BaseTransport | None = None, auth_hint: str | None = None,
-                 stop: Callable[[], bool] | None = None):
+                 stop: Callable[[], bool] | None = None, live: Progress = NO_PROGRESS):
+        self.live = live                               # the download's bytes, for a person at a terminal
         add_secret(password)
         add_secret(proxy_password)
         self.url, self.user, self.timeout = url.rstrip("/"), user, timeout
@@ -197,11 +199,13 @@ class QualysTransport:
                                timeout=httpx.Timeout(max(self.timeout, 300.0), connect=15.0)) as response:
             if response.status_code != 200:
                 return response.read(), response
+            self.live.phase("downloading", total=int(response.headers.get("content-length") or 0) or None)
             with open(dest, "wb") as out:
                 for chunk in response.iter_bytes(1 << 20):
                     if self.stop():
                         raise Interrupted(f"stopped on request while {what}")
                     out.write(chunk)
+                    self.live.update(bytes=response.num_bytes_downloaded)
             return b"", response
 
 
