@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress as RichProgress, SpinnerColumn, Ta
     TimeElapsedColumn
 
 from . import logsetup
+from .progress import NO_PROGRESS, Progress
 
 REFRESH_EVERY = 0.25    # seconds between two pushes of a row's counts to rich (updates between are only stored)
 
@@ -134,3 +135,21 @@ def _duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class NoTerminal:
+    """Nobody watches: rows are ``NO_PROGRESS`` and nothing is drawn."""
+
+    def __enter__(self) -> "NoTerminal":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def row(self, label: str = "") -> Progress:
+        return NO_PROGRESS
+
+
+def choose(quiet: bool = False) -> Terminal | NoTerminal:
+    """The display for this run: live rows at a person's terminal, nothing anywhere else."""
+    return Terminal() if wanted(quiet=quiet, stderr_logging=logsetup.stderr_logging()) else NoTerminal()

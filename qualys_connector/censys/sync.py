@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..errors import Interrupted
 from ..logsetup import get_logger
+from ..progress import NO_PROGRESS, Progress
 from .decide import decide
 from .events import LogbookEvent
 from .excluded import ExcludedList
@@ -34,12 +35,15 @@ class CycleResult:
     trial_capped: bool = False
 
 
-def batches(censys, start_id: int, size: int):
+def batches(censys, start_id: int, size: int, live: Progress = NO_PROGRESS):
     """Yield lists of at most ``size`` HOST events from ``start_id`` on, following nextCursor."""
     cursor = censys.cursor(start_id, ["HOST"])
     batch: list[LogbookEvent] = []
+    pages = events = 0
     while True:
         page = censys.page(cursor)
+        pages, events = pages + 1, events + len(page.events)
+        live.update(events=events, pages=pages)
         for event in page.events:
             batch.append(event)
             if len(batch) >= size:
@@ -59,7 +63,8 @@ def batches(censys, start_id: int, size: int):
 
 
 def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = False,
-              stop: threading.Event | None = None, result: CycleResult | None = None) -> CycleResult:
+              stop: threading.Event | None = None, result: CycleResult | None = None,
+              live: Progress = NO_PROGRESS) -> CycleResult:
     """One cycle. Pass ``result`` to keep the counts of what was done when the cycle fails halfway."""
     result = CycleResult() if result is None else result
     saved = None if reset else position.load()
@@ -69,7 +74,8 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
     result.next_id = start
     budget = TRIAL_LIMIT if settings.trial_mode else None
     excluded: ExcludedList | None = None      # read from Qualys once, when first needed
-    for batch in batches(censys, start, settings.batch_size):
+    live.phase("reading the Censys logbook")
+    for batch in batches(censys, start, settings.batch_size, live):
         if stop is not None and stop.is_set():
             raise Interrupted("stopped between batches; the position is saved")
         decision = decide(batch, add_hosts=settings.add_hosts, exclude_hosts=settings.exclude_hosts,
@@ -107,6 +113,7 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
         result.events += len(batch) if not decision.cut else sum(
             1 for e in batch if decision.last_id is not None and (-1 if e.id is None else e.id) <= decision.last_id)
         result.batches += 1
+        live.update(added=result.added, excluded=result.excluded)
         if decision.last_id is not None:
             result.next_id = decision.last_id + 1
             position.save(result.next_id)
