@@ -49,18 +49,38 @@ class Terminal:
 
     def __enter__(self) -> "Terminal":
         self.bars.start()
-        logsetup.stderr_to(sys.stderr)      # rich's proxy now: log lines print above the rows
+        logsetup.stderr_to(_LogLines(self.console))     # log lines print above the rows, unwrapped
         return self
 
     def __exit__(self, *exc) -> None:
         try:
             self.bars.stop()
         finally:
-            logsetup.stderr_to(sys.stderr)  # the real stderr again
+            logsetup.stderr_to(self._stream)    # the real stderr again
 
     def row(self, label: str = "") -> "Row":
         with self._lock:
             return Row(self.bars, self.bars.add_task(label or "starting", total=None, detail=""), label)
+
+
+class _LogLines:
+    """A stream for the stderr log sink while rows are live: each whole line goes out through the
+    console (above the rows) exactly as written: no wrapping, markup or highlighting."""
+
+    def __init__(self, console: Console):
+        self._console, self._pending = console, ""
+
+    def write(self, text: str) -> int:
+        lines = (self._pending + text).split("\n")
+        self._pending = lines.pop()
+        for line in lines:
+            self._console.out(line, highlight=False)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._console.out(self._pending, highlight=False)
+            self._pending = ""
 
 
 class Row:

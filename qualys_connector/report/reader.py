@@ -135,7 +135,7 @@ def _parse(source, read_host, add, stats, progress, live, glossary) -> dict[int,
             if progress is not None and stats.hosts_total % PROGRESS_EVERY == 0:
                 progress(stats.hosts_total)
             if stats.hosts_total % LIVE_EVERY == 0:
-                live.update(hosts=stats.hosts_total, findings=stats.findings_total, read_bytes=source.tell())
+                live.update(read_bytes=source.tell(), hosts=stats.hosts_total, findings=stats.findings_total)
         elif tag == "VULN_DETAILS":
             _add_vuln(elem, glossary, stats)
         elif tag == "ERROR":
