@@ -95,7 +95,7 @@ class Row:
         self._push()
         self._name, self._total, self._counts = name, total, {}
         self._started = time.monotonic()
-        self._push()
+        self._push(drawn=True)          # a short phase is drawn at least once
 
     def update(self, **counts) -> None:
         self._counts.update(counts)
@@ -107,7 +107,7 @@ class Row:
     def done(self) -> None:
         self._push(finished=True)
 
-    def _push(self, finished: bool = False) -> None:
+    def _push(self, finished: bool = False, drawn: bool = False) -> None:
         counts = self._counts
         main = next(iter(counts), None)
         completed = counts.get(main) if isinstance(counts.get(main), (int, float)) else None
@@ -116,7 +116,7 @@ class Row:
             total = completed or 1
         description = f"{self._label + ' ' if self._label else ''}{self._name}".strip()
         self._bars.update(self._task, description=description, total=total, completed=completed or 0,
-                          detail=self._detail(main, completed))
+                          detail=self._detail(main, completed), refresh=drawn or finished)
         if finished:
             self._bars.stop_task(self._task)
 
