@@ -242,3 +242,25 @@ def test_quiet_or_a_dumb_terminal_shows_the_log_lines_only(tmp_path, pki, emulat
     assert all(LOG_LINE.match(line) for line in lines), lines
     assert not any("writing commands" in line or "━" in line for line in lines)
     assert "result=delivered" in lines[-1]
+
+
+def test_censys_qualys_reports_pages_events_and_ips_added(tmp_path):
+    from test_censys import KEY, QPW, write_settings
+    from qualys_connector.censys import settings as settings_module
+    from qualys_connector.censys.api import CensysClient
+    from qualys_connector.censys.position import Position
+    from qualys_connector.censys.sync import run_cycle
+    from qualys_connector.emulators.censys.server import CensysEmulator
+    from qualys_connector.qualys.api import QualysClient
+    with CensysEmulator(api_key=KEY, generate=250, page_size=100) as censys, \
+            QualysEmulator(users={"u": QPW}) as qualys:
+        s = settings_module.load(write_settings(tmp_path, censys.url, qualys.url, batchSize=100))
+        recorder = Recorder()
+        with CensysClient(KEY, censys.url) as c, QualysClient(qualys.url, "u", QPW) as q:
+            result = run_cycle(s, c, q, Position(str(tmp_path)), live=recorder)
+    assert recorder.phases() == ["reading the Censys logbook"]
+    pages = [c[1] for c in recorder.calls if c[0] == "update" and "pages" in c[1]]
+    assert [p["pages"] for p in pages] == list(range(1, len(pages) + 1)) and len(pages) >= 3
+    assert pages[-1]["events"] >= result.events > 0
+    ips = [c[1] for c in recorder.calls if c[0] == "update" and "added" in c[1]]
+    assert len(ips) == result.batches and ips[-1] == {"added": result.added, "excluded": result.excluded}
