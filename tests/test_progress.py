@@ -152,11 +152,11 @@ def _config(tmp_path, url):
     return str(path)
 
 
-def run_in_terminal(args, env, timeout=120):
+def run_in_terminal(args, env, timeout=120, module="qualys_connector"):
     """Run qualys-connector with stdout and stderr on a pseudo-terminal; returns (exit code, text seen)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "qualys_connector", *args], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.DEVNULL,
                             stdout=slave, stderr=slave, env=env)
     os.close(slave)
     chunks = []
@@ -264,3 +264,19 @@ def test_censys_qualys_reports_pages_events_and_ips_added(tmp_path):
     assert pages[-1]["events"] >= result.events > 0
     ips = [c[1] for c in recorder.calls if c[0] == "update" and "added" in c[1]]
     assert len(ips) == result.batches and ips[-1] == {"added": result.added, "excluded": result.excluded}
+
+
+def test_process_multiple_shows_one_row_per_template(tmp_path, pki):
+    templates = {"424242": TemplateSpec(hosts=600, vulns_per_host=2), "535353": TemplateSpec(hosts=700, vulns_per_host=2)}
+    with QualysEmulator(users={"api_user": QUALYS_PASSWORD}, report_delay=0.5, templates=templates) as qualys:
+        code, seen = run_in_terminal(["-multiinfo=424242,535353", f"-plugininfo={_config(tmp_path, qualys.url)}",
+                                      f"-csvfile={tmp_path / 'Out.csv'}"], _env(tmp_path),
+                                     module="qualys_connector.multi_main")
+    assert code == 0, seen
+    plain = ESCAPE.sub("", seen)
+    assert re.search(r"template 424242 (Qualys builds|downloading|parsing|writing)", plain)
+    assert re.search(r"template 535353 (Qualys builds|downloading|parsing|writing)", plain)
+    lines = _log_lines(seen)
+    assert all(LOG_LINE.match(line) for line in lines)
+    assert "Summary: templates=2 ok=2 failed=0" in lines[-1]
+    assert (tmp_path / "424242_Out.csv").exists() and (tmp_path / "535353_Out.csv").exists()
