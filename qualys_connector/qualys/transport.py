@@ -199,7 +199,7 @@ class QualysTransport:
                                timeout=httpx.Timeout(max(self.timeout, 300.0), connect=15.0)) as response:
             if response.status_code != 200:
                 return response.read(), response
-            self.live.phase("downloading", total=int(response.headers.get("content-length") or 0) or None)
+            self.live.phase("downloading", total=as_int(response.headers.get("content-length")) or None)
             with open(dest, "wb") as out:
                 for chunk in response.iter_bytes(1 << 20):
                     if self.stop():
