@@ -79,13 +79,16 @@ def produce(job) -> None:
                 job.log.info("kept the downloaded report as %s", cfg.keep_report)
         job.check_stop()
 
+        job.progress.phase("parsing", total=os.path.getsize(path))
+
         def progress(hosts_seen: int) -> None:
             job.check_stop()
             job.log.info("parsed %d hosts of the report so far", hosts_seen)
 
         # Findings are made distinct as the FMC sees them (Finding.fmc_key), once, by the report reader.
         with open_report(path, include=cfg.ip_ranges.__contains__, vuln_types=cfg.vuln_types,
-                         min_severity=cfg.min_severity, progress=progress, distinct_by=FMC_KEY) as report:
+                         min_severity=cfg.min_severity, progress=progress, distinct_by=FMC_KEY,
+                         live=job.progress) as report:
             write_commands(report, cfg, job)
             stats = report.stats
         job.log.info("QualysGuard Report Processing Complete: %d of %d hosts inside ip_ranges, "
@@ -101,7 +104,7 @@ def qualys_client(cfg, job):
     return QualysClient(cfg.url, cfg.user_id, cfg.password, proxy=cfg.proxy,
                         proxy_username=cfg.proxy_username, proxy_password=cfg.proxy_password,
                         verify=cfg.tls_verify, timeout=cfg.timeout, poll_interval=cfg.poll_interval,
-                        max_wait=cfg.max_wait, sleep=job.sleep, stop=job.stop.is_set)
+                        max_wait=cfg.max_wait, sleep=job.sleep, stop=job.stop.is_set, live=job.progress)
 
 
 def produce_detections(cfg, job) -> None:
@@ -210,6 +213,7 @@ def write_commands(report, cfg, job) -> None:
     if cfg.domain:
         emit(hostinput.set_domain(cfg.domain))
     emit(hostinput.set_source(cfg.source_name))
+    job.progress.phase("writing commands", total=report.stats.hosts_kept)
     for host in report.hosts():
         if not host.findings and not cfg.add_host and not (cfg.set_os and host.os):
             continue
@@ -244,6 +248,8 @@ def write_commands(report, cfg, job) -> None:
             out.write("".join(lines).encode())
         summary.commands += len(host.findings)
         summary.findings += len(host.findings)
+        if summary.hosts % 500 == 0:
+            job.progress.update(hosts=summary.hosts, commands=summary.commands)
         if summary.hosts % 10000 == 0:
             job.check_stop()
     emit(hostinput.scan_flush())

@@ -13,7 +13,7 @@ import click
 
 import input_plugins
 
-from . import __version__, argv as perl_argv, metrics
+from . import __version__, argv as perl_argv, liveprogress, metrics
 from .edge import StopSignals, exit_code, fail, outcome
 from .errors import EXIT_OK, EXIT_USAGE
 from .locking import RunLock
@@ -29,7 +29,7 @@ COMMON_OPTIONS = {"server": True, "port": True, "plugininfo": True, "ipv6": Fals
                   "password": True, "syslog": False, "stderr": False, "logfile": True, "level": True,
                   "csvfile": True, "runondc": True, "help": False, "version": False,
                   "statedir": True, "fmcca": True, "insecure": False,
-                  "metrics": True, "summaryjson": True}   # newer than the Perl tools: see argv.py
+                  "metrics": True, "summaryjson": True, "quiet": False}   # newer than the Perl tools: see argv.py
 MULTI_OPTIONS = dict(COMMON_OPTIONS, multiinfo=True, jobs=True)
 
 OPTION_TABLE = """\
@@ -50,6 +50,7 @@ OPTION_TABLE = """\
   -in[secure]        do not verify the FMC's certificate (warns)
   -me[trics]=F       write the run's Prometheus metrics to F after every run (env QC_METRICS_FILE)
   -su[mmaryjson]=F   write the run's summary as JSON to F after every run
+  -q[uiet]           no live progress display at a terminal (none is drawn into files, pipes or cron mail)
   -h, --help         this help; -v, --version: the version
 Options may be written -opt=V, -opt V, --opt=V, or as any unique prefix (-se, -serv).
 Exit codes: 0 delivered, 1 usage/configuration error, 2 run-time failure, 75 another run holds the lock."""
@@ -107,6 +108,7 @@ def _common(f, multi: bool = False):
         click.option("--metrics", metavar="FILE", envvar="QC_METRICS_FILE",
                      help="Write the run's Prometheus metrics to FILE (env QC_METRICS_FILE)."),
         click.option("--summaryjson", metavar="FILE", help="Write the run's summary as JSON to FILE."),
+        click.option("--quiet", is_flag=True, help="No live progress display at a terminal (NO_COLOR, TERM=dumb too)."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -145,7 +147,8 @@ def process_multiple_command(multiinfo, jobs, plugin, **kw):
         raise click.UsageError(f"process-multiple runs the QualysGuard plugin only, not {plugin!r}")
     log = _start_logging(kw, "process-multiple")
     options = _options("QualysGuard", kw)
-    return run_multiple(options, multiinfo, jobs, log, reporter=_reporter(kw, "process-multiple"))
+    return run_multiple(options, multiinfo, jobs, log, reporter=_reporter(kw, "process-multiple"),
+                        display=liveprogress.choose(kw["quiet"]))
 
 
 def _options(plugin: str, kw: dict) -> Options:
@@ -190,12 +193,16 @@ def _run_single(plugin: str, kw: dict) -> int:
     summary = Summary()
     reporter = _reporter(kw, "qualys-connector")
     stop = threading.Event()
+    display = liveprogress.choose(kw["quiet"])      # live rows at a person's terminal, else nothing
     try:
         reporter.check()
         plugin_module, config = prepare(options, log)
         with RunLock(lock_key(options, plugin_module), state_dir=options.statedir):
-            with StopSignals(stop):
-                run(options, plugin=plugin_module, config=config, log=log, stop=stop, summary=summary)
+            with StopSignals(stop), display:
+                row = display.row()
+                run(options, plugin=plugin_module, config=config, log=log, stop=stop, summary=summary,
+                    progress=row)
+                row.done()
         return EXIT_OK
     except Exception as exc:   # a ConnectorError is its one line; a bug says so (traceback at -level=3)
         summary.outcome = outcome(exc)

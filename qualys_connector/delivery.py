@@ -20,6 +20,7 @@ from .hostinput.fitting import fit
 from .hostinput.batching import Batcher, LineTooLongError, command_name
 from .hostinput.client import HostInputClient
 from .logsetup import get_logger
+from .progress import NO_PROGRESS, Progress
 
 log = get_logger()
 
@@ -100,7 +101,7 @@ def _take(iterator, count: int):
 def send_file(path: str, client: HostInputClient, *, shorten: bool,
               stats: DeliveryStats | None = None,
               progress: Callable[[DeliveryStats], None] | None = None,
-              stop=None) -> DeliveryStats:
+              stop=None, live: Progress = NO_PROGRESS) -> DeliveryStats:
     """Send ``path`` over a connected client; raises FMCRejected if the FMC reported errors.
 
     ``stop`` (a threading.Event) is checked before every DATA message, so a worker thread of
@@ -113,6 +114,7 @@ def send_file(path: str, client: HostInputClient, *, shorten: bool,
         log.info("sending %d lines to the FMC at %s in %d DATA message%s (MAX_SIZE %d)",
                  stats.lines_total, client.where, stats.messages_total,
                  "" if stats.messages_total == 1 else "s", max_size)
+        live.phase("sending", total=stats.messages_total)
         batcher = Batcher(max_size)
         last_report = time.monotonic()
 
@@ -125,6 +127,7 @@ def send_file(path: str, client: HostInputClient, *, shorten: bool,
             reply = client.send_data(payload)
             stats.messages_acked += 1
             stats.lines_acked += payload.count(b"\n")
+            live.update(messages=stats.messages_acked, lines=stats.lines_acked)
             if not reply.ok:
                 stats.replies_with_errors += 1
                 for line in reply.error_lines:

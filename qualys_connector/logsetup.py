@@ -172,6 +172,18 @@ class _FileSink(_DropOnFailure, logging.FileHandler):
         return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
+def stderr_to(stream) -> None:
+    """Point the stderr sink at ``stream`` (the live display's console while it runs, then back)."""
+    for handler in logging.getLogger(LOGGER_NAME).handlers:
+        if isinstance(handler, _StreamSink) and not handler.failed:
+            handler.setStream(stream)
+
+
+def stderr_logging() -> bool:
+    """Does the log go to standard error (``-stderr``, or no other sink)? Only then may a display go there."""
+    return any(isinstance(h, _StreamSink) for h in logging.getLogger(LOGGER_NAME).handlers)
+
+
 def configure(level: int = 2, *, syslog: bool = False, stderr: bool = False,
               logfile: str | None = None, ident: str = "qualys-connector") -> logging.Logger:
     """Set up the toolkit's logger; safe to call again (handlers are replaced)."""

@@ -17,6 +17,7 @@ from . import metrics
 from .edge import StopSignals, fail, outcome
 from .errors import EXIT_OK, ConnectorError, Interrupted, UsageError
 from .locking import RunLock
+from .liveprogress import NoTerminal
 from .logsetup import log_summary, set_label
 from .outpath import is_stream
 from .pipeline import Options, Summary, lock_key, prepare, run
@@ -57,7 +58,8 @@ def concurrency_cap(config, jobs: int, log) -> int:
     return jobs
 
 
-def run_multiple(options: Options, multiinfo: str, jobs: int, log, reporter=None) -> int:
+def run_multiple(options: Options, multiinfo: str, jobs: int, log, reporter=None, display=None) -> int:
+    display = display or NoTerminal()      # one live row per template at a terminal
     stop = threading.Event()
     try:    # a bad -multiinfo, YAML or option: logged to the chosen sinks, then the summary
         if reporter:
@@ -83,23 +85,25 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log, reporter=None
         opts = dataclasses.replace(options, template_id=template_id,
                                    csvfile=csv_name(options.csvfile, template_id))
         set_label(f"template {template_id}: ")
+        row = display.row(f"template {template_id}")
         try:
             if stop.is_set():
                 raise Interrupted("stopped before this template started")
             plugin, config = prepare(opts, log)
             log.info("starting")
-            run(opts, plugin=plugin, config=config, log=log, stop=stop, summary=summary)
+            run(opts, plugin=plugin, config=config, log=log, stop=stop, summary=summary, progress=row)
         except Exception as exc:     # an error, even a bug, must not stop the other templates
             summary.outcome = "interrupted" if isinstance(exc, Interrupted) else "failed"
             summary.exit_code = fail(exc, log)
         finally:
+            row.done()
             set_label("")
             log_summary(log, summary.line())
 
     worst = EXIT_OK
     try:
         with RunLock(lock_key(options, base_plugin), state_dir=options.statedir):
-            with StopSignals(stop):
+            with StopSignals(stop), display:
                 width = concurrency_cap(base_config, jobs, log)
                 if width <= 1:
                     for tid in ids:

@@ -21,6 +21,7 @@ from .hostinput.pkcs12 import client_context, find_pkcs12, fmc_trust, load_ident
 from .logsetup import add_secret, get_logger
 from .outpath import check_output_path, make_spool, publish
 from .plugin import InputPlugin, Job, find_plugin
+from .progress import NO_PROGRESS, Progress
 from .runinfo import Options, Summary
 from .stopping import sleeper
 
@@ -52,7 +53,8 @@ def lock_key(options: Options, plugin: InputPlugin) -> str:
 
 
 def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log=None,
-        stop: threading.Event | None = None, summary: Summary | None = None) -> Summary:
+        stop: threading.Event | None = None, summary: Summary | None = None,
+        progress: Progress = NO_PROGRESS) -> Summary:
     """Run one job; raises a ConnectorError on failure, with ``summary`` filled as far as it got."""
     log = log or get_logger()
     stop = stop or threading.Event()
@@ -73,7 +75,7 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
             job = Job(options.plugininfo or plugin.default_plugininfo(), out, summary, log, stop,
                       template_id=options.template_id, config=config, sleep=sleeper(stop),
                       max_size=CSV_MAX_SIZE if options.csvfile else None,
-                      statedir=options.statedir, dry_run=bool(options.csvfile))
+                      statedir=options.statedir, dry_run=bool(options.csvfile), progress=progress)
             plugin.produce(job)
         if options.csvfile:
             publish(spool, options.csvfile, stop=stop)
@@ -85,7 +87,7 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
         with HostInputClient(options.server, options.port, context, ipv6=options.ipv6,
                              timeout=options.timeout) as client:
             log.info("connected to the FMC at %s, MAX_SIZE %d", client.where, client.max_size)
-            send_file(spool, client, shorten=plugin.SHORTEN, stats=summary.delivery, stop=stop)
+            send_file(spool, client, shorten=plugin.SHORTEN, stats=summary.delivery, stop=stop, live=progress)
         summary.outcome = "delivered"
         return summary
     except ConnectorError as exc:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Protocol, Sequence, runtime_checkable
 
 from .errors import Interrupted
+from .progress import NO_PROGRESS, Progress
 from .runinfo import Summary
 
 
@@ -33,6 +34,7 @@ class Job:
     max_size: int | None = None
     statedir: str | None = None       # -statedir (None: statedir.state_dir's default)
     dry_run: bool = False             # -csvfile: nothing is sent, no state or cache is written
+    progress: Progress = NO_PROGRESS     # live display of the long phases (a no-op unless at a terminal)
 
     def check_stop(self) -> None:
         if self.stop.is_set():

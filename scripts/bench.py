@@ -199,6 +199,41 @@ def start_qualys(work: str, env: dict, hosts: int) -> tuple[subprocess.Popen, st
     raise SystemExit("bench: the Qualys emulator did not start")
 
 
+def measure_on_terminal(argv: list[str], env: dict | None = None) -> tuple[float, int, int]:
+    """``measure``, with the child's stdout and stderr on a pseudo-terminal: its live display is on."""
+    import pty
+    import threading
+    master, slave = pty.openpty()
+    env = dict(env or os.environ, TERM="xterm")
+    env.pop("NO_COLOR", None)
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    seen: list[bytes] = []
+
+    def drain() -> None:            # what a terminal does: read everything, as fast as it comes
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    reader.join(timeout=10)
+    os.close(master)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"bench: {' '.join(argv[:3])} failed ({code}) on a terminal:\n"
+                         f"{b''.join(seen)[-2000:].decode(errors='replace')}")
+    return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="qualys-connector benchmark (see BENCHMARKS.md)")
     parser.add_argument("--quick", action="store_true", help="only the smallest report (1,000 hosts)")
@@ -210,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                              "largest peak RSS (a shared VM's noise only ever adds time)")
     parser.add_argument("--detections", action="store_true",
                         help="also time a Host List Detection pull of each size from the Qualys emulator")
+    parser.add_argument("--terminal", action="store_true",
+                        help="also run parse and send on a pseudo-terminal, with the live progress display "
+                             "(stages parse-tty, send-tty), to see what the display costs")
     args = parser.parse_args(argv)
     sizes = (SIZES[0],) if args.quick else tuple(int(s) for s in args.sizes.split(",")) if args.sizes else SIZES
     os.makedirs(args.cache, exist_ok=True)
@@ -234,10 +272,12 @@ def main(argv: list[str] | None = None) -> int:
                 "refsend": [sys.executable, "-c", REFERENCE, "127.0.0.1", str(port), pkcs12, env["QC_PKCS12_PASSWORD"],
                             csv_file],
             }
+            if args.terminal:
+                commands["parse-tty"], commands["send-tty"] = commands["parse"], commands["send"]
             best: dict[str, tuple[float, int, float]] = {}
             for _ in range(max(1, args.repeat)):
                 for stage, argv_ in commands.items():
-                    seconds, rss, cpu = measure(argv_, env)
+                    seconds, rss, cpu = (measure_on_terminal if stage.endswith("-tty") else measure)(argv_, env)
                     old = best.get(stage)
                     best[stage] = (min(seconds, old[0]), max(rss, old[1]), min(cpu, old[2])) if old else (seconds, rss, cpu)
             if args.detections:

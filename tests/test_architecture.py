@@ -23,7 +23,7 @@ PACKAGES = ("qualys_connector", "input_plugins")
 # The command-line edge: parses arguments, installs signal handlers, turns errors into exit codes.
 EDGE = {"qualys_connector.cli", "qualys_connector.multi", "qualys_connector.multi_main",
         "qualys_connector.__main__", "qualys_connector.argv", "qualys_connector.edge",
-        "qualys_connector.censys.cli"}
+        "qualys_connector.censys.cli", "qualys_connector.liveprogress"}
 # Beside the product, never imported by it: emulators and developer tools (pki, demo).
 DEV = "qualys_connector.emulators"
 # Known cycles, to be removed, never added to (none left: the signal handling moved to edge.py).

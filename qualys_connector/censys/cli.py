@@ -8,7 +8,7 @@ import time
 
 import click
 
-from .. import metrics
+from .. import liveprogress, metrics
 from ..edge import StopSignals, exit_code, fail, outcome as outcome_of, sleeper
 from ..errors import EXIT_FAILURE, EXIT_OK, ActionRequired, ConnectorError, Interrupted
 from ..locking import RunLock
@@ -28,6 +28,7 @@ def _common(f):
                      help="0 error, 1 warning, 2 info, 3 debug."),
         click.option("--logfile", metavar="FILE", help="Append the log to FILE."),
         click.option("--syslog", is_flag=True, help="Log to syslog as well."),
+        click.option("--quiet", is_flag=True, help="No live progress display at a terminal (NO_COLOR, TERM=dumb too)."),
         click.option("--metrics", "metrics_file", metavar="FILE", envvar="CQ_METRICS_FILE",
                      help="Write the Prometheus metrics of each cycle to FILE; env CQ_METRICS_FILE."),
     ]):
@@ -76,28 +77,32 @@ def main():
 
 @main.command()
 @_common
-def once(settings_path, state_dir, reset, level, logfile, syslog, metrics_file):
+def once(settings_path, state_dir, reset, level, logfile, syslog, quiet, metrics_file):
     """Run one cycle and exit (for cron)."""
-    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=False, metrics_file=metrics_file))
+    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=False, metrics_file=metrics_file,
+                  quiet=quiet))
 
 
 @main.command()
 @_common
-def run(settings_path, state_dir, reset, level, logfile, syslog, metrics_file):
+def run(settings_path, state_dir, reset, level, logfile, syslog, quiet, metrics_file):
     """Run a cycle every `interval` minutes until SIGTERM/SIGINT."""
-    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=True, metrics_file=metrics_file))
+    sys.exit(_run(settings_path, state_dir, reset, level, logfile, syslog, loop=True, metrics_file=metrics_file,
+                  quiet=quiet))
 
 
-def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool, metrics_file=None) -> int:
+def _run(settings_path, state_dir, reset, level, logfile, syslog, *, loop: bool, metrics_file=None,
+         quiet: bool = False) -> int:
     log = configure(level, syslog=syslog, logfile=logfile, stderr=not logfile and not syslog, ident="censys-qualys")
     stop = threading.Event()
     reporter = metrics.Reporter("censys-qualys", metrics_file)     # operations hook: --metrics
     with StopSignals(stop, raise_interrupted=False) as signals:   # the loop waits on ``stop`` itself
-        return _cycles(settings_path, state_dir, reset, log, stop, signals, reporter, loop=loop)
+        return _cycles(settings_path, state_dir, reset, log, stop, signals, reporter, loop=loop,
+                       display=liveprogress.choose(quiet))
 
 
 def _cycles(settings_path, state_dir, reset, log, stop: threading.Event, signals: StopSignals,
-            reporter: "metrics.Reporter", *, loop: bool) -> int:
+            reporter: "metrics.Reporter", *, loop: bool, display=None) -> int:
     from ..qualys.api import QualysClient
     from . import settings as settings_module
     from .api import CensysClient
@@ -133,8 +138,9 @@ def _cycles(settings_path, state_dir, reset, log, stop: threading.Event, signals
                                          proxy_password=settings.proxy_password, verify=settings.verify,
                                          timeout=settings.timeout, sleep=sleeper(stop),
                                          auth_hint=QUALYS_AUTH_HINT) as qualys:
-                        run_cycle(settings, censys, qualys, position, reset=reset and first, stop=stop,
-                                  result=result)
+                        with display or liveprogress.NoTerminal() as shown:      # a live row per cycle at a terminal
+                            run_cycle(settings, censys, qualys, position, reset=reset and first, stop=stop,
+                                      result=result, live=shown.row())
                 except Interrupted:
                     stopped(position, settings)
                     report(result, "stopped", EXIT_OK if loop else EXIT_FAILURE, started)

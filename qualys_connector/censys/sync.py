@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from ..errors import CensysError, Interrupted
 from ..logsetup import get_logger
+from ..progress import NO_PROGRESS, Progress
 from .decide import decide
 from .events import LogbookEvent
 from .excluded import ExcludedList
@@ -45,7 +46,7 @@ class CycleResult:
     added_ips: set[int] = field(default_factory=set, repr=False)   # distinct IPv4s behind ``added``
 
 
-def batches(censys, start_id: int, size: int, max_pages: int = DEFAULT_MAX_PAGES):
+def batches(censys, start_id: int, size: int, max_pages: int = DEFAULT_MAX_PAGES, live: Progress = NO_PROGRESS):
     """Yield lists of at most ``size`` HOST events from ``start_id`` on, following nextCursor.
 
     Raises ``CensysError`` when the logbook goes round in circles or ``max_pages`` pages did not
@@ -55,10 +56,11 @@ def batches(censys, start_id: int, size: int, max_pages: int = DEFAULT_MAX_PAGES
     followed = {_digest(cursor)}        # one small digest per page, at most max_pages of them
     last = start_id - 1
     batch: list[LogbookEvent] = []
-    pages = 0
+    pages = events = 0
     while True:
         page = censys.page(cursor)
-        pages += 1
+        pages, events = pages + 1, events + len(page.events)
+        live.update(events=events, pages=pages)
         for event in page.events:
             if event.id is None or event.id <= last:
                 raise CensysError(
@@ -93,7 +95,8 @@ def batches(censys, start_id: int, size: int, max_pages: int = DEFAULT_MAX_PAGES
 
 
 def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = False,
-              stop: threading.Event | None = None, result: CycleResult | None = None) -> CycleResult:
+              stop: threading.Event | None = None, result: CycleResult | None = None,
+              live: Progress = NO_PROGRESS) -> CycleResult:
     """One cycle. Pass ``result`` to keep the counts of what was done when the cycle fails halfway."""
     result = CycleResult() if result is None else result
     saved = None if reset else position.load()
@@ -103,7 +106,8 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
     result.next_id = start
     budget = TRIAL_LIMIT if settings.trial_mode else None
     excluded: ExcludedList | None = None      # read from Qualys once, when first needed
-    for batch in batches(censys, start, settings.batch_size, settings.max_pages):
+    live.phase("reading the Censys logbook")
+    for batch in batches(censys, start, settings.batch_size, settings.max_pages, live):
         if stop is not None and stop.is_set():
             raise Interrupted("stopped between batches; the position is saved")
         decision = decide(batch, add_hosts=settings.add_hosts, exclude_hosts=settings.exclude_hosts,
@@ -142,6 +146,7 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
         result.events += len(batch) if not decision.cut else sum(
             1 for e in batch if decision.last_id is not None and (-1 if e.id is None else e.id) <= decision.last_id)
         result.batches += 1
+        live.update(added=result.added, excluded=result.excluded)
         if decision.last_id is not None:
             result.next_id = decision.last_id + 1
             position.save(result.next_id)

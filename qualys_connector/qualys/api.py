@@ -14,6 +14,7 @@ import httpx
 
 from ..errors import QualysError, QualysReportError, QualysReportOver, QualysTemplateError
 from ..logsetup import get_logger
+from ..progress import NO_PROGRESS, Progress
 from ..report.xmlguard import inspect_root
 from ..retry import RetryExhausted
 from .detections import DETECTION_PATH
@@ -39,12 +40,13 @@ class QualysClient:
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[], float] = lambda: random.uniform(1.0, 3.0),
                  transport: httpx.BaseTransport | None = None, auth_hint: str | None = None,
-                 stop: Callable[[], bool] | None = None):
+                 stop: Callable[[], bool] | None = None, live: Progress = NO_PROGRESS):
+        self.live = live                    # report state, download bytes: for a person at a terminal
         self.poll_interval, self.max_wait, self.clock = poll_interval, max_wait, clock
         self.transport = QualysTransport(url, user, password, proxy=proxy, proxy_username=proxy_username,
                                          proxy_password=proxy_password, verify=verify, timeout=timeout,
                                          max_wait=max_wait, user_agent=user_agent, sleep=sleep, clock=clock,
-                                         jitter=jitter, transport=transport, auth_hint=auth_hint, stop=stop)
+                                         jitter=jitter, transport=transport, auth_hint=auth_hint, stop=stop, live=live)
         self.url = self.transport.url
         self._call = self.transport.call
 
@@ -100,6 +102,7 @@ class QualysClient:
     def wait_for_report(self, report_id: str, progress: Callable[[ReportStatus], None] | None = None) -> None:
         started = self.clock()
         last_state = None
+        self.live.phase(f"Qualys builds report {report_id}")
         while True:
             status = self.report_status(report_id)
             if status.state == "Finished":
@@ -113,6 +116,8 @@ class QualysClient:
                 if progress:
                     progress(status)
                 waited = self.clock() - started
+                self.live.update(state=f"{status.state} {status.percent}%" if status.percent else status.state,
+                                 waited=waited, left=max(0.0, self.max_wait - waited))
                 if waited >= self.max_wait:
                     raise QualysReportError(f"report {report_id} is still {status.state} after {waited:.0f} s",
                                             "raise max_wait in QualysGuard.yaml or use a smaller template")

@@ -25,6 +25,7 @@ from .. import __version__
 from ..diskfull import writing
 from ..errors import Interrupted, QualysAuthError, QualysError
 from ..logsetup import add_secret, get_logger, mask_url
+from ..progress import NO_PROGRESS, Progress
 from ..retry import Retry, RetryExhausted, Rule
 from ..statedir import create_private
 from .responses import Limits, ResponseFormatError, SimpleReturn, as_int, parse_limits, parse_simple_return
@@ -67,7 +68,8 @@ class QualysTransport:
                  clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[], float] = lambda: random.uniform(1.0, 3.0),
                  transport: httpx.BaseTransport | None = None, auth_hint: str | None = None,
-                 stop: Callable[[], bool] | None = None):
+                 stop: Callable[[], bool] | None = None, live: Progress = NO_PROGRESS):
+        self.live = live                               # the download's bytes, for a person at a terminal
         add_secret(password)
         add_secret(proxy_password)
         self.url, self.user, self.timeout, self.max_wait = url.rstrip("/"), user, timeout, max_wait
@@ -219,12 +221,14 @@ class QualysTransport:
         with self._http.stream("POST", path, data=data) as response:
             if response.status_code != 200:
                 return response.read(), response
+            self.live.phase("downloading", total=as_int(response.headers.get("content-length")) or None)
             # the report: vulnerability data, 0600 whatever the umask; a full disk is DiskFull
             with writing("the downloaded report", dest), create_private(dest) as out:
-                for chunk in response.iter_bytes(1 << 20):
+                for chunk in response.iter_bytes():     # as it arrives: the deadline is checked per piece
                     if self.stop():
                         raise Interrupted(f"stopped on request while {what}")
                     out.write(chunk)
+                    self.live.update(bytes=response.num_bytes_downloaded)
                     if deadline is not None and self.clock() > deadline:
                         raise QualysError(f"{what} did not finish within max_wait ({self.max_wait:.0f} s); "
                                           f"{out.tell()} bytes arrived",

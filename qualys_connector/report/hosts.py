@@ -273,7 +273,7 @@ class HostReader:
             if code in table.portless:
                 stats.ports_without_protocol += 1
                 log.debug("%s QID %s port %s has no tcp/udp PROTOCOL: counted at host level%s", address,
-                          qid, (port or "").strip()[:10], ", merged with another of this QID" if key in seen else "")
+                          raw[0], (raw[2] or "").strip()[:10], ", merged with another of this QID" if key in seen else "")
             if key in seen:
                 stats.duplicates_dropped += 1
                 continue

@@ -20,6 +20,7 @@ from lxml import etree
 from ..errors import QualysReportError, ReportFormatError
 from ..text import clean_text
 from ..logsetup import get_logger
+from ..progress import NO_PROGRESS, Progress
 from ..records import Finding, Host, Vuln
 from .glossary import placeholder, vuln_from_element
 from .hosts import FindingTable, HostReader
@@ -30,6 +31,7 @@ from .xmlguard import CUT_HINT, PARSER_OPTIONS, inspect_root, simple_return_erro
 log = get_logger("report")
 
 PROGRESS_EVERY = 10_000
+LIVE_EVERY = 500          # hosts between two updates of a live display (a terminal; else a no-op)
 # Elements that repeat once per host or per QID; everything else is small and left alone.
 # RISK_SCORE_PER_HOST/HOSTS is per host, RANGE (targets, NO_RESULTS) can be numerous too.
 _EVENT_TAGS = ("HOST", "VULN_DETAILS", "HOSTS", "RANGE", "ERROR")
@@ -81,7 +83,8 @@ class Report:
 def open_report(path: str, *, include: Callable[[str], bool] = lambda ip: True,
                 vuln_types: Collection[str] = ("Vuln", "Practice"), min_severity: int = 1,
                 progress: Callable[[int], None] | None = None, spool_dir: str | None = None,
-                distinct_by: Callable[[Finding], Hashable] = attrgetter("key")) -> Report:
+                distinct_by: Callable[[Finding], Hashable] = attrgetter("key"),
+                live: Progress = NO_PROGRESS) -> Report:
     """Parse ``path`` completely, or raise; never returns half a report.
 
     Raises ReportFormatError (truncated, malformed, hostile, not a report), QualysError (a
@@ -102,7 +105,7 @@ def open_report(path: str, *, include: Callable[[str], bool] = lambda ip: True,
     spool = Spool(spool_dir)
     try:
         with translated(path):
-            glossary = _one_pass(path, HostReader(stats, table, include), spool, stats, progress)
+            glossary = _one_pass(path, HostReader(stats, table, include), spool, stats, progress, live)
         spool.finish()
         deliverable = _join(glossary, table, min_severity, stats)
         log.debug("report parsed: %s", stats.as_dict())
@@ -113,10 +116,15 @@ def open_report(path: str, *, include: Callable[[str], bool] = lambda ip: True,
 
 
 def _one_pass(path: str, read_host: HostReader, spool: Spool, stats: ReportStats,
-              progress: Callable[[int], None] | None) -> dict[int, Vuln]:
+              progress: Callable[[int], None] | None, live: Progress = NO_PROGRESS) -> dict[int, Vuln]:
     glossary: dict[int, Vuln] = {}
     add = spool.add
-    context = etree.iterparse(path, events=("end",), tag=_EVENT_TAGS, remove_comments=True,
+    with open(path, "rb") as source:     # a file object, so a live display can show the bytes read
+        return _parse(source, path, read_host, add, stats, progress, live, glossary)
+
+
+def _parse(source, path: str, read_host, add, stats, progress, live, glossary) -> dict[int, Vuln]:
+    context = etree.iterparse(source, events=("end",), tag=_EVENT_TAGS, remove_comments=True,
                               remove_pis=True, **PARSER_OPTIONS)
     for _, elem in context:
         tag = elem.tag
@@ -126,6 +134,8 @@ def _one_pass(path: str, read_host: HostReader, spool: Spool, stats: ReportStats
                 add(record)
             if progress is not None and stats.hosts_total % PROGRESS_EVERY == 0:
                 progress(stats.hosts_total)
+            if stats.hosts_total % LIVE_EVERY == 0:
+                live.update(read_bytes=source.tell(), hosts=stats.hosts_total, findings=stats.findings_total)
         elif tag == "VULN_DETAILS":
             _add_vuln(elem, glossary, stats)
         elif tag == "ERROR":
