@@ -10,11 +10,11 @@ from .builders import add_host, add_scan_result, scan_flush, set_domain, set_os,
 from .client import DEFAULT_PORT, HostInputClient, ServerReply
 from .codec import (BUGTRAQ_HEADER, CVE_HEADER, Command, CommandSyntaxError, decode, encode, encode_args,
                     encode_line, id_list_field)
-from .fitting import fit
+from .fitting import fit, fit_line
 from .replies import Reply, format_reply, parse_reply
 from .tlv import Frame, FrameDecoder, FramingError
 
 __all__ = ["BUGTRAQ_HEADER", "Batcher", "CVE_HEADER", "Command", "CommandSyntaxError", "DEFAULT_PORT", "Frame",
            "FrameDecoder", "FramingError", "HostInputClient", "LineTooLongError", "Reply", "ServerReply",
-           "add_host", "add_scan_result", "decode", "encode", "encode_args", "encode_line", "fit",
+           "add_host", "add_scan_result", "decode", "encode", "encode_args", "encode_line", "fit", "fit_line",
            "format_reply", "id_list_field", "parse_reply", "scan_flush", "set_domain", "set_os", "set_source"]

@@ -11,7 +11,7 @@ after it (SetSource needs the leaf domain to be named first).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .codec import HEADER_COMMANDS
 
@@ -58,6 +58,10 @@ class Batcher:
     _line_number: int = 0
     _emitted: int = 0
     _header_size: int = 0
+
+    def copy(self) -> "Batcher":
+        """An independent copy, to go back to if a block turns out to need care."""
+        return replace(self, headers=dict(self.headers), _buffer=bytearray(self._buffer))
 
     def _header_bytes(self) -> bytes:
         return b"".join(self.headers.values())
