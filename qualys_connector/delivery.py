@@ -52,10 +52,6 @@ def _blocks(path: str):
             yield block
 
 
-def _line_count(block: bytes) -> int:
-    return block.count(b"\n") + (not block.endswith(b"\n"))
-
-
 def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> str:
     """Check every line fits, count lines and DATA messages; returns the file to send.
 
@@ -66,7 +62,7 @@ def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> st
     batcher = Batcher(max_size)
     rewrite: str | None = None
     out = None
-    messages = lines = offset = 0
+    messages = offset = 0
     try:
         for block in _blocks(path):
             before = batcher.copy()
@@ -80,17 +76,16 @@ def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> st
                     fd, rewrite = tempfile.mkstemp(prefix=".qc-fit-", dir=os.path.dirname(path) or ".")
                     out = os.fdopen(fd, "wb")
                     _copy_head(path, offset, out)
-                messages += _fit_block(block, lines, batcher, max_size, out, stats)
+                messages += _fit_block(block, batcher, max_size, out, stats)
             else:
                 if out is not None:
                     out.write(block)
-            lines += _line_count(block)
             offset += len(block)
         if out is not None:
             out.close()
             out = None
         stats.messages_total = messages + len(batcher.finish())
-        stats.lines_total = lines
+        stats.lines_total = batcher.lines
         return rewrite or path
     except BaseException:
         if out is not None:
@@ -100,10 +95,10 @@ def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> st
         raise
 
 
-def _fit_block(block: bytes, first: int, batcher: Batcher, max_size: int, out, stats: DeliveryStats) -> int:
+def _fit_block(block: bytes, batcher: Batcher, max_size: int, out, stats: DeliveryStats) -> int:
     """Batch ``block`` line by line, shortening each AddScanResult that does not fit; messages made."""
     messages = 0
-    for number, line in enumerate(io.BytesIO(block), first + 1):
+    for number, line in enumerate(io.BytesIO(block), batcher.lines + 1):
         try:
             messages += len(batcher.add(line))
         except LineTooLongError as exc:

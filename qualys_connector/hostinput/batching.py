@@ -15,10 +15,12 @@ from dataclasses import dataclass, field, replace
 
 from .codec import HEADER_COMMANDS
 
-# A line start whose command add_block cannot take in bulk: not a letter (blanks, quotes,
-# comments, CR) or a Set... that may be a header command (SetSource, SetSourceType, SetDomain,
-# SetMap, and with them SetService). Any other line is a body line for command_name.
-UNUSUAL_LINE = re.compile(rb"(?:^|\n)(?:[^A-Za-z\n]|Set[SDM])")
+# A line add_block cannot take in bulk: one that does not start with a letter (blanks, quotes,
+# comments, CR) or starts with Set + S/D/M (it may be a header command: SetSource, SetSourceType,
+# SetDomain, SetMap; SetService comes along). Every other line is a body line for command_name.
+# UNUSUAL_LINE finds the next such line after an LF (the literal LF first keeps the search fast).
+UNUSUAL_START = re.compile(rb"[^A-Za-z\n]|Set[SDM]")
+UNUSUAL_LINE = re.compile(rb"\n(?:[^A-Za-z\n]|Set[SDM])")
 
 
 class LineTooLongError(ValueError):
@@ -66,6 +68,11 @@ class Batcher:
     def _header_bytes(self) -> bytes:
         return b"".join(self.headers.values())
 
+    @property
+    def lines(self) -> int:
+        """Lines added so far."""
+        return self._line_number
+
     def header_size(self) -> int:
         return self._header_size
 
@@ -89,11 +96,10 @@ class Batcher:
             if self._body_lines == 0:
                 self._buffer = bytearray(self._header_bytes())
                 if len(self._buffer) > self.max_size:
-                    raise LineTooLongError(self._line_number, len(self._buffer), self.max_size, name)
+                    raise self._refuse(len(self._buffer), name)
                 return out
         elif len(line) + self.header_size() > self.max_size:
-            raise LineTooLongError(self._line_number, len(line) + self.header_size(),
-                                   self.max_size, name or "comment")
+            raise self._refuse(len(line) + self.header_size(), name or "comment")
         if len(self._buffer) + len(line) > self.max_size:
             out.append(self._emit())
             if name in HEADER_COMMANDS:
@@ -102,6 +108,11 @@ class Batcher:
         if name not in HEADER_COMMANDS:
             self._body_lines += 1
         return out
+
+    def _refuse(self, length: int, name: str) -> LineTooLongError:
+        """The error for the line just counted, which is not added (a shortened one may follow)."""
+        self._line_number -= 1
+        return LineTooLongError(self._line_number + 1, length, self.max_size, name)
 
     def add_block(self, block: bytes) -> list[bytes]:
         """``add`` for every line of ``block`` (whole lines), cutting runs of body lines in C.
@@ -113,11 +124,11 @@ class Batcher:
         out: list[bytes] = []
         pos, n = 0, len(block)
         while pos < n:
-            unusual = UNUSUAL_LINE.search(block, pos - 1 if pos else 0)   # pos - 1: the LF
-            if unusual is None:
-                stop = n
+            if UNUSUAL_START.match(block, pos):
+                stop = pos
             else:
-                stop = unusual.start() + (block[unusual.start()] == 10)   # 10: the LF before the line
+                unusual = UNUSUAL_LINE.search(block, pos)
+                stop = n if unusual is None else unusual.start() + 1
             if stop == pos:                       # an unusual line: the careful way
                 end = block.find(b"\n", pos) + 1 or n
                 out += self.add(block[pos:end])
