@@ -20,6 +20,7 @@ from .hostinput.codec import decode
 from .hostinput.fitting import fit_line
 from .hostinput.batching import Batcher, LineTooLongError, command_name
 from .hostinput.client import HostInputClient
+from .hostinput.lineblocks import BLOCK, line_blocks
 from .logsetup import get_logger
 
 log = get_logger()
@@ -37,19 +38,9 @@ class DeliveryStats:
     errors_sample: list[str] = field(default_factory=list)
 
 
-BLOCK = 1 << 20   # bytes read at a time; a block always ends with a whole line
-
-
 def _blocks(path: str):
-    """The file in blocks of whole lines of about BLOCK bytes (only the last may lack its LF)."""
     with open(path, "rb") as fh:
-        while True:
-            block = fh.read(BLOCK)
-            if not block:
-                return
-            if not block.endswith(b"\n"):
-                block += fh.readline()
-            yield block
+        yield from line_blocks(fh, BLOCK)
 
 
 def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> str:

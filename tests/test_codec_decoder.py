@@ -159,3 +159,38 @@ def test_errors_keep_their_reason(line, reason):
     with pytest.raises(c.CommandSyntaxError) as info:
         c.decode(line)
     assert str(info.value) == reason
+
+
+def counted_by_decode(lines):
+    commands = [c.decode(line) for line in lines]
+    commands = [cmd for cmd in commands if cmd is not None]
+    return [len(commands), sum(cmd.name == "AddScanResult" for cmd in commands),
+            sum(cmd.name == "AddHost" for cmd in commands)]
+
+
+def test_a_block_check_vouches_only_for_lines_decode_accepts_and_counts_the_same():
+    rng = random.Random(31)
+    shapes = ['AddHost,10.0.0.1', 'AddScanResult,1.2.3.4,"Q",1,,,"a ""b"", c","d","cve_ids:","bugtraq_ids:"',
+              'AddScanResult ,1.2.3.4', 'AddScanResultX,1', 'AddHost', 'SetOS,1.2.3.4, "V" ,P', 'ScanFlush',
+              '# comment "', '', '  AddHost,1.2.3.4', '"AddHost",1.2.3.4', 'SetMap:M,AddHost,1.2.3.4',
+              'AddHost,"1.2.3.4', 'AddHost,1"2', 'AddHost,"a" b', 'AddHost,a\r', 'AddHost\t,x', 'AddHost,"x"\t']
+    vouched = 0
+    for _ in range(4000):
+        lines = [rng.choice(shapes) for _ in range(rng.randint(1, 6))]
+        text = "\n".join(lines) + "\n"
+        counts = c.check_lines(text, ("AddScanResult", "AddHost"))
+        if counts is not None:
+            vouched += 1
+            assert counts == counted_by_decode(lines), lines
+    assert vouched > 300
+
+
+def test_a_block_of_encoded_commands_is_checked_in_bulk():
+    rng = random.Random(5)
+    lines = []
+    for i in range(2000):
+        lines.append(c.encode(builders.add_host(f"10.0.{i // 250}.{i % 250}")))
+        lines.append(c.encode(builders.add_scan_result(f"10.0.{i // 250}.{i % 250}", "Q", i, rng.choice([None, 80]),
+                                                       rng.choice([None, "udp"]), 'a "t", x', " d,  ", ["CVE-1"], [])))
+    lines += [c.encode(builders.set_source("QualysGuard")), c.encode(builders.scan_flush())]
+    assert c.check_lines("\n".join(lines) + "\n", ("AddScanResult", "AddHost")) == [4002, 2000, 2000]
