@@ -194,3 +194,16 @@ def test_a_block_of_encoded_commands_is_checked_in_bulk():
                                                        rng.choice([None, "udp"]), 'a "t", x', " d,  ", ["CVE-1"], [])))
     lines += [c.encode(builders.set_source("QualysGuard")), c.encode(builders.scan_flush())]
     assert c.check_lines("\n".join(lines) + "\n", ("AddScanResult", "AddHost")) == [4002, 2000, 2000]
+
+
+@pytest.mark.parametrize("possessive", [False, True])
+def test_the_whole_line_pattern_accepts_exactly_the_lines_split_fields_accepts(possessive):
+    import sys
+    if possessive and sys.version_info < (3, 11):
+        pytest.skip("possessive quantifiers need Python 3.11")
+    pattern = c.good_line_pattern(possessive)
+    rng = random.Random(11)
+    alphabet = ['a', ' ', '\t', ',', '"', '""', 'é', '#']
+    for _ in range(20000):
+        line = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
+        assert (pattern.fullmatch(line) is not None) == isinstance(outcome(c.split_fields, line), list), repr(line)
