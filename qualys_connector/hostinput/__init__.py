@@ -3,6 +3,7 @@
 ``codec`` (encode/decode a command line), ``builders`` (the commands the connector writes),
 ``fitting`` (shorten a line to MAX_SIZE), ``replies`` (the server's answer), ``tlv`` and
 ``batching`` are pure (no I/O) and shared by the CSV writer, the client and the FMC emulator;
+``lineblocks`` reads a file a block of whole lines at a time (for the checks and batching in C);
 ``client`` is the only module here that touches a socket.
 """
 from .batching import Batcher, LineTooLongError
