@@ -182,8 +182,7 @@ def write_commands(report, cfg, job) -> None:
     def emit(command: Command) -> None:
         line = None
         if limit is not None:
-            command, shortened = hostinput.fit(command, limit)
-            line = hostinput.encode_line(command)
+            line, shortened = hostinput.fit_line(command, limit)
             if shortened and len(line) > limit:   # the CVE/Bugtraq lists alone are too long
                 job.log.warning("the line for %s QID %s is %d bytes even without title and description; "
                                 "an FMC with a MAX_SIZE of %d will refuse it", command.args[0], command.args[2],

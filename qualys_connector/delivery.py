@@ -8,6 +8,7 @@ altered.
 """
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import time
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .errors import FMCProtocolError, FMCRejected, Interrupted, LineTooLong
-from .hostinput.codec import decode, encode_line
-from .hostinput.fitting import fit
+from .hostinput.codec import decode
+from .hostinput.fitting import fit_line
 from .hostinput.batching import Batcher, LineTooLongError, command_name
 from .hostinput.client import HostInputClient
+from .hostinput.lineblocks import BLOCK, line_blocks
 from .logsetup import get_logger
 from .progress import NO_PROGRESS, Progress
 
@@ -37,51 +39,45 @@ class DeliveryStats:
     errors_sample: list[str] = field(default_factory=list)
 
 
-def _lines(path: str):
+def _blocks(path: str):
     with open(path, "rb") as fh:
-        for line in fh:
-            yield line
+        yield from line_blocks(fh, BLOCK)
 
 
 def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> str:
-    """Check every line fits; returns the file to send (a shortened copy when needed)."""
+    """Check every line fits, count lines and DATA messages; returns the file to send.
+
+    One pass over the file, a block at a time, through the same Batcher that sends it. Only a
+    block with a line too long for MAX_SIZE is taken line by line; if shortening is allowed,
+    a shortened copy of the file is written from there on and returned instead.
+    """
     batcher = Batcher(max_size)
     rewrite: str | None = None
     out = None
-    messages = number = 0
+    messages = offset = 0
     try:
-        for number, line in enumerate(_lines(path), 1):
+        for block in _blocks(path):
+            before = batcher.copy()
             try:
-                messages += len(batcher.add(line))
+                messages += len(batcher.add_block(block))
             except LineTooLongError as exc:
                 if not (shorten and exc.command == "AddScanResult"):
-                    raise LineTooLong(f"line {number} of the host input ({exc.command}) is "
-                                      f"{exc.length} bytes with its header lines; the FMC accepts "
-                                      f"at most {max_size} per DATA message") from None
+                    raise _too_long(exc, max_size) from None
+                batcher = before
                 if out is None:
                     fd, rewrite = tempfile.mkstemp(prefix=".qc-fit-", dir=os.path.dirname(path) or ".")
                     out = os.fdopen(fd, "wb")
-                    for earlier in _take(_lines(path), number - 1):
-                        out.write(earlier)
-                command = decode(line.decode("utf-8"))
-                fitted, _ = fit(command, max_size - batcher.header_size())
-                new_line = encode_line(fitted)
-                log.debug("shortened AddScanResult for %s QID %s from %d to %d bytes to fit MAX_SIZE",
-                          command.arg("ip_address"), command.arg("vuln_id"), len(line), len(new_line))
-                try:
-                    messages += len(batcher.add(new_line))
-                except LineTooLongError:
-                    raise LineTooLong(f"line {number} (AddScanResult) cannot be shortened below "
-                                      f"{max_size} bytes (the FMC's MAX_SIZE)") from None
-                stats.shortened += 1
-                line = new_line
-            if out is not None:
-                out.write(line)
+                    _copy_head(path, offset, out)
+                messages += _fit_block(block, batcher, max_size, out, stats)
+            else:
+                if out is not None:
+                    out.write(block)
+            offset += len(block)
         if out is not None:
             out.close()
             out = None
         stats.messages_total = messages + len(batcher.finish())
-        stats.lines_total = number
+        stats.lines_total = batcher.lines
         return rewrite or path
     except BaseException:
         if out is not None:
@@ -91,11 +87,44 @@ def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> st
         raise
 
 
-def _take(iterator, count: int):
-    for index, item in enumerate(iterator):
-        if index >= count:
-            return
-        yield item
+def _fit_block(block: bytes, batcher: Batcher, max_size: int, out, stats: DeliveryStats) -> int:
+    """Batch ``block`` line by line, shortening each AddScanResult that does not fit; messages made."""
+    messages = 0
+    for number, line in enumerate(io.BytesIO(block), batcher.lines + 1):
+        try:
+            messages += len(batcher.add(line))
+        except LineTooLongError as exc:
+            if exc.command != "AddScanResult":
+                raise _too_long(exc, max_size) from None
+            command = decode(line.decode("utf-8"))
+            line, _ = fit_line(command, max_size - batcher.header_size())
+            log.debug("shortened AddScanResult for %s QID %s from %d to %d bytes to fit MAX_SIZE",
+                      command.arg("ip_address"), command.arg("vuln_id"), exc.length - batcher.header_size(),
+                      len(line))
+            try:
+                messages += len(batcher.add(line))
+            except LineTooLongError:
+                raise LineTooLong(f"line {number} (AddScanResult) cannot be shortened below "
+                                  f"{max_size} bytes (the FMC's MAX_SIZE)") from None
+            stats.shortened += 1
+        out.write(line)
+    return messages
+
+
+def _too_long(exc: LineTooLongError, max_size: int) -> LineTooLong:
+    return LineTooLong(f"line {exc.line_number} of the host input ({exc.command}) is {exc.length} bytes with "
+                       f"its header lines; the FMC accepts at most {max_size} per DATA message")
+
+
+def _copy_head(path: str, size: int, out) -> None:
+    """The first ``size`` bytes of ``path`` (the lines before the first one shortened) into ``out``."""
+    with open(path, "rb") as fh:
+        while size > 0:
+            chunk = fh.read(min(size, BLOCK))
+            if not chunk:
+                return
+            out.write(chunk)
+            size -= len(chunk)
 
 
 def send_file(path: str, client: HostInputClient, *, shorten: bool,
@@ -146,8 +175,8 @@ def send_file(path: str, client: HostInputClient, *, shorten: bool,
                     progress(stats)
 
         try:
-            for line in _lines(to_send):
-                for payload in batcher.add(line):
+            for block in _blocks(to_send):
+                for payload in batcher.add_block(block):
                     deliver(payload)
             for payload in batcher.finish():
                 deliver(payload)

@@ -55,3 +55,42 @@ def test_command_name_sees_through_setmap_and_quotes():
     assert command_name(b'SetMap:M,"SetOS",1.2.3.4\n') == "SetOS"
     assert command_name(b"# comment\n") == ""
     assert command_name(b"  AddHost , 1.2.3.4\n") == "AddHost"
+
+
+def random_lines(rng, count):
+    kinds = [lambda: b"AddHost,10.0.0.%d\n" % rng.randint(0, 255),
+             lambda: b'AddScanResult,10.0.0.1,"Q",1,80,tcp,"' + b"x" * rng.randint(0, 300) + b'","d","cve_ids:","bugtraq_ids:"\n',
+             lambda: b"SetSource,S%d\n" % rng.randint(0, 3), lambda: b"SetDomain,D%d\n" % rng.randint(0, 3),
+             lambda: b"SetMap:M,AddHost,1.2.3.4\n", lambda: b"SetMap,M\n", lambda: b"SetOS,1.2.3.4,V,P,1\n",
+             lambda: b"# comment\n", lambda: b"\n", lambda: b"  AddHost , 1.2.3.4\r\n", lambda: b'"SetSource",Q\n',
+             lambda: b"ScanFlush\n"]
+    weights = [30, 30, 2, 1, 1, 1, 2, 2, 1, 1, 1, 1]
+    return [rng.choices(kinds, weights)[0]() for _ in range(count)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_blocks_of_lines_are_cut_exactly_as_line_by_line(seed):
+    import random
+    rng = random.Random(seed)
+    lines = random_lines(rng, rng.randint(0, 400))
+    if lines and rng.random() < 0.3:
+        lines[-1] = lines[-1].rstrip(b"\n")        # a last line without LF
+    max_size = rng.choice([400, 512, 1000, 4096])
+    try:
+        expected = batches(lines, max_size)
+    except LineTooLongError as exc:
+        expected = ("too long", exc.line_number)
+    data = b"".join(lines)
+    b = Batcher(max_size)
+    try:
+        got, pos = [], 0
+        while pos < len(data):                      # blocks of whole lines, of random size
+            end = data.rfind(b"\n", pos, pos + rng.randint(1, 3000)) + 1 or len(data)
+            if end <= pos:
+                end = data.find(b"\n", pos) + 1 or len(data)
+            got += b.add_block(data[pos:end])
+            pos = end
+        got += b.finish()
+    except LineTooLongError as exc:
+        got = ("too long", exc.line_number)
+    assert got == expected

@@ -88,3 +88,37 @@ def test_syslog_without_a_socket_warns_once_and_carries_on(tmp_path):
     result = run("-c=out.csv", "-pl=in.csv", "-sy", "csv", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stderr.count("no syslog socket") == 1
+
+
+def big_host_input(count):
+    lines = [b"SetSource,T"]
+    for i in range(count):
+        lines.append(b"AddHost,10.%d.%d.%d" % (i // 65536, i // 256 % 256, i % 256))
+        lines.append(b'AddScanResult,10.%d.%d.%d,"T",%d,443,tcp,"Title ""%d"", with a comma","%s","cve_ids:","bugtraq_ids:"'
+                     % (i // 65536, i // 256 % 256, i % 256, i, i, b"d" * (i % 300)))
+    return lines + [b"ScanFlush"]
+
+
+def test_a_csv_file_of_many_blocks_is_written_back_byte_for_byte_and_counted(tmp_path):
+    data = b"\n".join(big_host_input(20000)) + b"\n"          # ~6 MB: several blocks of the bulk check
+    (tmp_path / "in.csv").write_bytes(data)
+    result = run("-c=out.csv", "-pl=in.csv", "csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.csv").read_bytes() == data
+    assert "read 40002 commands" in result.stderr
+    assert "hosts=20000 findings=20000 commands=40002" in result.stderr
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (b'AddHost,"10.0.0.1', "unterminated quoted field"),
+    (b'AddHost,"10.0.0.1" x', "unexpected character 'x' after a quoted field"),
+    (b'AddHost,10.0"0.1', "a quote inside an unquoted field"),
+])
+def test_a_bad_line_deep_in_a_large_file_is_named_with_its_number(tmp_path, bad, reason):
+    lines = big_host_input(20000)
+    lines[31234] = bad
+    (tmp_path / "in.csv").write_bytes(b"\n".join(lines) + b"\n")
+    result = run("-c=out.csv", "-pl=in.csv", "csv", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"in.csv, line 31235: {reason}" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out.csv").exists()

@@ -104,3 +104,14 @@ def test_replies_are_error_lines_then_done():
     assert reply.errors == ("Wrong protocol icmp [HostInput.pm,120]",) and reply.processed == 7
     assert not reply.ok
     assert replies.parse_reply("Done processing 3 commands.\n").ok
+
+
+def test_fit_line_is_the_encoded_fit_and_leaves_short_lines_and_other_commands_alone():
+    cmd = builders.add_scan_result("10.0.0.1", "Q", 1, 80, "tcp", 'T "q"' * 40, 'D "é"' * 300, ["CVE-1"], [])
+    for limit in (150, 300, 900, 5000):
+        line, shortened = fitting.fit_line(cmd, limit)
+        fitted, expected = fitting.fit(cmd, limit)
+        assert (line, shortened) == (c.encode_line(fitted), expected)
+        assert len(line) <= limit
+    host = builders.add_host("10.0.0.1")
+    assert fitting.fit_line(host, 5) == (c.encode_line(host), False)

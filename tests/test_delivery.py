@@ -75,3 +75,32 @@ def test_a_dropped_connection_says_how_many_messages_were_acknowledged(tmp_path)
     with pytest.raises(FMCProtocolError) as info:
         send_file(spool(tmp_path, lines), FakeClient(max_size=600, drop_on=4), shorten=False, stats=stats)
     assert f"3 of {stats.messages_total} DATA messages were acknowledged" in str(info.value)
+
+
+def test_a_line_shortened_deep_in_a_large_file_keeps_every_line_before_and_after(tmp_path, monkeypatch):
+    from qualys_connector import delivery
+    monkeypatch.setattr(delivery, "BLOCK", 4096)        # many blocks: the copy starts mid-file
+    lines = [hostinput.set_source("QualysGuard")] + [scan(i) for i in range(400)]
+    lines[300] = scan(300, "y" * 3000)
+    lines.append(hostinput.scan_flush())
+    path = spool(tmp_path, lines)
+    client = FakeClient(max_size=1024)
+    stats = send_file(path, client, shorten=True)
+    body = [l for p in client.payloads for l in p.splitlines() if not l.startswith(b"SetSource")]
+    expected = [hostinput.encode(c).encode() for c in lines[1:]]
+    assert len(body) == len(expected) == stats.lines_total - 1
+    assert body[:299] == expected[:299] and body[300:] == expected[300:]
+    assert body[299] == hostinput.fit_line(lines[300], 1024 - len(b"SetSource,QualysGuard\n"))[0].rstrip(b"\n")
+    assert stats.shortened == 1 and stats.messages_acked == stats.messages_total == len(client.payloads)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spool.csv"]
+
+
+def test_a_too_long_line_in_a_later_block_is_refused_with_its_line_number(tmp_path, monkeypatch):
+    from qualys_connector import delivery
+    monkeypatch.setattr(delivery, "BLOCK", 4096)
+    lines = [hostinput.set_source("QualysGuard")] + [hostinput.add_host(f"10.0.{i // 250}.{i % 250}") for i in range(900)]
+    lines[700] = hostinput.set_os("10.0.0.1", "V", "P" * 2000, "1")
+    client = FakeClient(max_size=1024)
+    with pytest.raises(LineTooLong) as info:
+        send_file(spool(tmp_path, lines), client, shorten=True)
+    assert "line 701 " in info.value.message and client.payloads == []

@@ -50,6 +50,24 @@ def test_thousands_of_commands_arrive_complete_and_in_order_with_a_small_max_siz
     assert "Summary:" in result.stderr.splitlines()[-1] and "result=delivered" in result.stderr
 
 
+def test_a_file_of_several_megabyte_blocks_arrives_complete_and_in_order(tmp_path, pki, lock_dir):
+    """The csv check and the batching work a block of lines at a time: nothing lost at block edges."""
+    from qualys_connector.emulators.fmc.server import FMCEmulator
+    lines = sample_lines(12000)                     # ~2 MB: two blocks and a bit
+    lines[7001] = "# a comment deep in the file"    # one block taken line by line
+    source = write_csv(tmp_path / "in.csv", lines)
+    assert os.path.getsize(source) > 1 << 20
+    with FMCEmulator(pki=pki, max_size=4096, accept_unknown_hosts=True) as fmc:
+        result = run_cli("-server=127.0.0.1", f"-port={fmc.port}", f"-pkcs12={pki.client_pkcs12}",
+                         f"-pl={source}", "csv", env=env())
+        assert result.returncode == 0, result.stderr
+        received = [l for m in fmc.messages for l in m.decode().splitlines() if l != "SetSource,QualysGuard"]
+        assert received == lines[1:]
+        assert all(len(m) <= 4096 and m.startswith(b"SetSource,QualysGuard\n") for m in fmc.messages)
+    assert f"data_messages={len(fmc.messages)}/{len(fmc.messages)}" in result.stderr
+    assert "commands=24001" in result.stderr
+
+
 @pytest.mark.parametrize("family", ["ipv4", "ipv6", "ipv6-bracketed", "ipv6-without-the-flag"])
 def test_ipv4_and_ipv6(tmp_path, pki, lock_dir, family):
     from qualys_connector.emulators.fmc.server import FMCEmulator

@@ -10,9 +10,17 @@ after it (SetSource needs the leaf domain to be named first).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 from .codec import HEADER_COMMANDS
+
+# A line add_block cannot take in bulk: one that does not start with a letter (blanks, quotes,
+# comments, CR) or starts with Set + S/D/M (it may be a header command: SetSource, SetSourceType,
+# SetDomain, SetMap; SetService comes along). Every other line is a body line for command_name.
+# UNUSUAL_LINE finds the next such line after an LF (the literal LF first keeps the search fast).
+UNUSUAL_START = re.compile(rb"[^A-Za-z\n]|Set[SDM]")
+UNUSUAL_LINE = re.compile(rb"\n(?:[^A-Za-z\n]|Set[SDM])")
 
 
 class LineTooLongError(ValueError):
@@ -53,8 +61,17 @@ class Batcher:
     _emitted: int = 0
     _header_size: int = 0
 
+    def copy(self) -> "Batcher":
+        """An independent copy, to go back to if a block turns out to need care."""
+        return replace(self, headers=dict(self.headers), _buffer=bytearray(self._buffer))
+
     def _header_bytes(self) -> bytes:
         return b"".join(self.headers.values())
+
+    @property
+    def lines(self) -> int:
+        """Lines added so far."""
+        return self._line_number
 
     def header_size(self) -> int:
         return self._header_size
@@ -79,11 +96,10 @@ class Batcher:
             if self._body_lines == 0:
                 self._buffer = bytearray(self._header_bytes())
                 if len(self._buffer) > self.max_size:
-                    raise LineTooLongError(self._line_number, len(self._buffer), self.max_size, name)
+                    raise self._refuse(len(self._buffer), name)
                 return out
         elif len(line) + self.header_size() > self.max_size:
-            raise LineTooLongError(self._line_number, len(line) + self.header_size(),
-                                   self.max_size, name or "comment")
+            raise self._refuse(len(line) + self.header_size(), name or "comment")
         if len(self._buffer) + len(line) > self.max_size:
             out.append(self._emit())
             if name in HEADER_COMMANDS:
@@ -91,6 +107,52 @@ class Batcher:
         self._buffer += line
         if name not in HEADER_COMMANDS:
             self._body_lines += 1
+        return out
+
+    def _refuse(self, length: int, name: str) -> LineTooLongError:
+        """The error for the line just counted, which is not added (a shortened one may follow)."""
+        self._line_number -= 1
+        return LineTooLongError(self._line_number + 1, length, self.max_size, name)
+
+    def add_block(self, block: bytes) -> list[bytes]:
+        """``add`` for every line of ``block`` (whole lines), cutting runs of body lines in C.
+
+        Between the unusual lines (which go through ``add`` one by one), a message is filled with
+        the longest run of whole lines that fits (one ``rfind``), so the result is exactly what
+        ``add`` gives line by line, at the cost of a few calls per DATA message.
+        """
+        out: list[bytes] = []
+        pos, n = 0, len(block)
+        while pos < n:
+            if UNUSUAL_START.match(block, pos):
+                stop = pos
+            else:
+                unusual = UNUSUAL_LINE.search(block, pos)
+                stop = n if unusual is None else unusual.start() + 1
+            if stop == pos:                       # an unusual line: the careful way
+                end = block.find(b"\n", pos) + 1 or n
+                out += self.add(block[pos:end])
+                pos = end
+                continue
+            if not block.endswith(b"\n", 0, stop):
+                stop = block.rfind(b"\n", pos, stop) + 1 or pos   # a last line without LF: add() it
+                if stop == pos:
+                    out += self.add(block[pos:n])
+                    pos = n
+                    continue
+            while pos < stop:                     # body lines from pos to stop, all ending in LF
+                room = self.max_size - len(self._buffer)
+                end = stop if stop - pos <= room else block.rfind(b"\n", pos, pos + room) + 1
+                if end <= pos:                    # the next line does not fit: emit, or refuse it
+                    nl = block.find(b"\n", pos) + 1
+                    out += self.add(block[pos:nl])
+                    pos = nl
+                    continue
+                lines = block.count(b"\n", pos, end)
+                self._buffer += block[pos:end]
+                self._body_lines += lines
+                self._line_number += lines
+                pos = end
         return out
 
     def finish(self) -> list[bytes]:
