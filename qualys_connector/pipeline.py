@@ -13,14 +13,16 @@ import os
 import tempfile
 import threading
 
+from .clearing import Clearing, PeerHosts, open_clearing
 from .delivery import send_file
-from .errors import ConnectorError, UsageError
+from .errors import ClearingHeld, ConnectorError, UsageError
 from .hostinput.client import HostInputClient
 from .hostinput.pkcs12 import client_context, find_pkcs12, fmc_trust, load_identity, report_trust
 from .logsetup import add_secret, get_logger
 from .outpath import check_output_path
 from .plugin import InputPlugin, Job, find_plugin
 from .runinfo import Options, Summary
+from .statedir import state_dir
 from .stopping import sleeper
 
 __all__ = ["CSV_MAX_SIZE", "InputPlugin", "Job", "Options", "Summary", "check_output_path", "lock_key",
@@ -50,8 +52,32 @@ def lock_key(options: Options, plugin: InputPlugin) -> str:
     return plugin.lock_key(options.plugininfo)
 
 
+def start_clearing(options: Options, plugin: InputPlugin, config, peers: PeerHosts | None = None) -> Clearing | None:
+    """The run's clearing (README "Keeping the FMC current"), or None for a plugin that never clears.
+
+    The record of the target is read when the target is known: always when sending, and for a
+    dry run only when -server names the FMC too.
+    """
+    scope_of = getattr(plugin, "clear_scope", None)
+    scope = scope_of(config) if scope_of is not None and config is not None else None
+    if scope is None:
+        return None
+    server = options.server if options.server else None
+    return open_clearing(state_dir(options.statedir), server, options.port, scope, peers=peers)
+
+
+def held_error(clearing: Clearing, done: str) -> ClearingHeld:
+    """The exit-2 error of a run whose clears the safety valve held back."""
+    plan = clearing.plan
+    return ClearingHeld(f"{plan.counted} of the {plan.base} hosts delivered last time would have been cleared, more than "
+                        f"max_clear ({clearing.scope.max_clear}): nothing was cleared, the rest was {done}",
+                        "check the report template; if those hosts really are gone or clean, raise max_clear "
+                        "in QualysGuard.yaml for one run (e.g. max_clear: 100%)")
+
+
 def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log=None,
-        stop: threading.Event | None = None, summary: Summary | None = None) -> Summary:
+        stop: threading.Event | None = None, summary: Summary | None = None,
+        peers: PeerHosts | None = None) -> Summary:
     """Run one job; raises a ConnectorError on failure, with ``summary`` filled as far as it got."""
     log = log or get_logger()
     stop = stop or threading.Event()
@@ -68,14 +94,17 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
     target_dir = os.path.dirname(os.path.abspath(options.csvfile)) if options.csvfile else None
     if target_dir and not os.path.isdir(target_dir):
         raise UsageError(f"the directory of -csvfile {options.csvfile} does not exist")
+    clearing = start_clearing(options, plugin, config, peers)
     fd, spool = tempfile.mkstemp(prefix=".qc-spool-", suffix=".csv", dir=target_dir)
     try:
         summary.outcome = "producing"
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
             job = Job(options.plugininfo or plugin.default_plugininfo(), out, summary, log, stop,
                       template_id=options.template_id, config=config, sleep=sleeper(stop),
-                      max_size=CSV_MAX_SIZE if options.csvfile else None)
+                      max_size=CSV_MAX_SIZE if options.csvfile else None, clearing=clearing)
             plugin.produce(job)
+            if clearing is not None:
+                clearing.write(out, summary)      # after the results and their ScanFlush
         if options.csvfile:
             try:
                 os.replace(spool, options.csvfile)
@@ -85,6 +114,8 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
             spool = None
             log.info("wrote %d commands to %s", summary.commands, options.csvfile)
             summary.outcome = "written"
+            if clearing is not None and clearing.plan.held:     # a dry run never writes the record
+                raise held_error(clearing, "written")
             return summary
         summary.outcome = "sending"
         context = client_context(identity, trust)
@@ -93,11 +124,20 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
             log.info("connected to the FMC at %s, MAX_SIZE %d", client.where, client.max_size)
             send_file(spool, client, shorten=plugin.SHORTEN, stats=summary.delivery, stop=stop)
         summary.outcome = "delivered"
+        if clearing is not None:    # only now: the FMC acknowledged every DATA message without error
+            clearing.commit()
+            if clearing.plan.held:
+                raise held_error(clearing, "delivered")
         return summary
+    except ClearingHeld as exc:
+        summary.exit_code = exc.exit_code
+        raise
     except ConnectorError as exc:
         summary.outcome = "failed"
         summary.exit_code = exc.exit_code
         raise
     finally:
+        if clearing is not None:
+            clearing.close()
         if spool and os.path.exists(spool):
             os.unlink(spool)

@@ -31,6 +31,10 @@ class Job:
     # Longest line a plugin may write, or None: when sending, delivery shortens lines to the
     # MAX_SIZE the FMC announces; with -csvfile there is no FMC to ask.
     max_size: int | None = None
+    # Keeping the FMC current (clearing.Clearing), or None: a plugin that writes scan results
+    # calls clearing.sent(ip) for every host it sent results for and clearing.absent(ip) for
+    # every host of its source without anything to send.
+    clearing: object = None
 
     def check_stop(self) -> None:
         if self.stop.is_set():
@@ -57,6 +61,10 @@ class InputPlugin(Protocol):
 
     def produce(self, job: Job) -> None:
         """Write encoded host input lines to ``job.out``, counting into ``job.summary``."""
+
+    # Optional, not part of the protocol (a plugin without it never clears anything):
+    #   clear_scope(config) -> deliveryrecord.ClearScope | None
+    # the scanner its results are written under, and how far the core may clear them.
 
 
 _find: Callable[[str], InputPlugin] | None = None

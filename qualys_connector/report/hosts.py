@@ -87,6 +87,10 @@ def _port(text: str | None, qid: int) -> int | None:
     return None
 
 
+def _is_fixed(status: str) -> bool:
+    return status.strip().casefold() == "fixed"
+
+
 def _text(value: str | None) -> str | None:
     """OPERATING_SYSTEM / DNS / NETBIOS: CDATA may hold HTML entities; one line, None when empty."""
     if not value:
@@ -170,7 +174,7 @@ class HostReader:
             if info.tag != "VULN_INFO":     # unknown element: ignored, and not a finding
                 stats.findings_total -= 1
                 continue
-            qid = kind = port = proto = None
+            qid = kind = port = proto = status = None
             found = 0
             for field in info:
                 tag = field.tag
@@ -182,11 +186,18 @@ class HostReader:
                     port = field.text
                 elif tag == "PROTOCOL":
                     proto = field.text
+                elif tag == "VULN_STATUS":
+                    status = field.text
                 else:
                     continue
                 found += 1
-                if found == 4:      # the rest (RESULT, dates...) is not needed
+                if found == 5:      # the rest (CVSS, ticket...) is not needed
                     break
+            if status is not None and _is_fixed(status):
+                # Fixed is no current finding (the template asked for it, or Qualys sent it anyway):
+                # the host counts as without it, so the FMC loses it (README "Keeping the FMC current").
+                stats.findings_filtered_status += 1
+                continue
             raw = (qid, kind, port, proto)
             code = cached(raw)
             if code is None:
