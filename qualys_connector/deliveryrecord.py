@@ -233,6 +233,31 @@ class DeliveryRecord:
         cleared, so they may still hold results); ``forget`` drops hosts from it (another job
         took them over). Call only after the FMC acknowledged everything; ends the record.
         """
+        try:
+            self._write_final(watermark, keep_missing, forget)
+        except sqlite3.Error as exc:
+            raise StateFileError(f"cannot write the delivery record {self.path}: {exc}",
+                                 "check free space in the state directory; the previous record was kept") from None
+        try:
+            fd = os.open(self._scratch, os.O_RDONLY)
+            try:
+                os.fchmod(fd, 0o600)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(self._scratch, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise StateFileError(f"cannot write the delivery record {self.path}: {exc.strerror}",
+                                 "check free space and permissions of the state directory; the previous "
+                                 "record was kept, so the next run compares with it") from None
+        self._scratch = None
+
+    def _write_final(self, watermark, keep_missing, forget) -> None:
         self._flush()
         db = self._db
         db.execute("BEGIN")
@@ -248,19 +273,6 @@ class DeliveryRecord:
         db.execute("VACUUM")
         db.close()
         self._db = None
-        fd = os.open(self._scratch, os.O_RDONLY)
-        try:
-            os.fchmod(fd, 0o600)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(self._scratch, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        self._scratch = None
 
     def close(self) -> None:
         """Drop this run's sets; the previous record stays as it was (unless committed)."""
