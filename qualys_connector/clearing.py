@@ -103,7 +103,11 @@ class Clearing:
 
     # the core's side
     def write(self, out: BinaryIO, summary) -> ClearPlan:
-        """After production: append the clear lines (or none, when the valve holds) to ``out``."""
+        """After production: append the clear lines (or none, when the valve holds) to ``out``.
+
+        Counts the lines into ``summary.commands``; ``summary.hosts_cleared`` is the caller's to
+        set once the lines were delivered (or written, in a dry run).
+        """
         record, scope, plan = self.record, self.scope, self.plan
         missing = self.use_record and record.exists and scope.remove_missing
         if self.peers is not None:
@@ -139,7 +143,6 @@ class Clearing:
             lines.append(encode_line(scan_update()))
             out.write(b"".join(lines))
             summary.commands += plan.cleared + 1
-        summary.hosts_cleared = plan.cleared
         if plan.cleared:
             log.info("clearing %d host(s) on the FMC (without findings now, or gone from the report)", plan.cleared)
         return plan

@@ -132,7 +132,11 @@ class DeliveryRecord:
         if previous and path.exists():
             count, watermark = _check(path, target)
             exists = True
-        fd, scratch = tempfile.mkstemp(prefix=f".{PREFIX}", suffix=".work", dir=path.parent)
+        try:
+            fd, scratch = tempfile.mkstemp(prefix=f".{PREFIX}", suffix=".work", dir=path.parent)
+        except OSError as exc:
+            raise StateFileError(f"cannot create a file in the state directory {path.parent}: {exc.strerror}",
+                                 "check free space and permissions of the state directory") from None
         os.close(fd)
         try:
             db = sqlite3.connect(Path(scratch).as_uri(), uri=True, check_same_thread=False, isolation_level=None)

@@ -40,7 +40,8 @@ def prepare(options: Options, log) -> tuple[InputPlugin, object]:
     if options.csvfile:
         check_output_path(options.csvfile, "-csvfile")
         if options.server:
-            log.info("-csvfile given: -server %s is ignored, nothing is sent", options.server)
+            log.info("-csvfile given: nothing is sent to -server %s (its delivery record is read, never written)",
+                     options.server)
         return plugin, config
     if not options.server:
         raise UsageError("no -server and no -csvfile given",
@@ -94,9 +95,10 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
     target_dir = os.path.dirname(os.path.abspath(options.csvfile)) if options.csvfile else None
     if target_dir and not os.path.isdir(target_dir):
         raise UsageError(f"the directory of -csvfile {options.csvfile} does not exist")
-    clearing = start_clearing(options, plugin, config, peers)
+    clearing = None
     fd, spool = tempfile.mkstemp(prefix=".qc-spool-", suffix=".csv", dir=target_dir)
     try:
+        clearing = start_clearing(options, plugin, config, peers)
         summary.outcome = "producing"
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
             job = Job(options.plugininfo or plugin.default_plugininfo(), out, summary, log, stop,
@@ -114,6 +116,8 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
             spool = None
             log.info("wrote %d commands to %s", summary.commands, options.csvfile)
             summary.outcome = "written"
+            if clearing is not None:
+                summary.hosts_cleared = clearing.plan.cleared     # lines written for review
             if clearing is not None and clearing.plan.held:     # a dry run never writes the record
                 raise held_error(clearing, "written")
             return summary
@@ -126,6 +130,7 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
         summary.outcome = "delivered"
         if clearing is not None:    # only now: the FMC acknowledged every DATA message without error
             clearing.commit()
+            summary.hosts_cleared = clearing.plan.cleared
             if clearing.plan.held:
                 raise held_error(clearing, "delivered")
         return summary

@@ -87,10 +87,11 @@ def test_remediated_and_gone_hosts_are_cleared_and_an_empty_report_clears_nothin
 
     # A remediated (no findings left), B's only finding Fixed, C gone from the report, D unchanged.
     second = send(tmp_path, pki, fmc, {A: [], B: [(3, 22, "Fixed")], D: [(5, 443, "Active"), (6, None, "Active")]},
-                  "second", max_clear="100%")
+                  "second", f"-metrics={tmp_path / 'metrics.prom'}", max_clear="100%")
     assert second.returncode == 0, second.stderr
     assert export(db) == {D: [5, 6]}
     assert "cleared=3" in second.stderr
+    assert "qualys_connector_last_run_hosts_cleared 3" in (tmp_path / "metrics.prom").read_text()
     assert fmc.stats.error_lines == 0
 
     # An empty report would clear D, all that was delivered last time: the valve holds, exit 2.
