@@ -80,32 +80,48 @@ def netmap(tmp_path, pki):
 
 def test_remediated_and_gone_hosts_are_cleared_and_an_empty_report_clears_nothing(tmp_path, pki, netmap, lock_dir):
     fmc, db = netmap
-    first = send(tmp_path, pki, fmc, FIRST, "first")
+    steady = {f"10.0.2.{n}": [(10 + n, 443, "Active")] for n in range(1, 5)}     # unchanged throughout
+    first = send(tmp_path, pki, fmc, {**FIRST, **steady}, "first")
     assert first.returncode == 0, first.stderr
-    assert export(db) == {A: [1, 2], B: [3], C: [4], D: [5]}
+    truth = {A: [1, 2], B: [3], C: [4], D: [5], **{ip: [q for q, _, _ in f] for ip, f in steady.items()}}
+    assert export(db) == truth
     assert "cleared=0" in first.stderr
 
-    # A remediated (no findings left), B's only finding Fixed, C gone from the report, D unchanged.
-    second = send(tmp_path, pki, fmc, {A: [], B: [(3, 22, "Fixed")], D: [(5, 443, "Active"), (6, None, "Active")]},
-                  "second", f"-metrics={tmp_path / 'metrics.prom'}", max_clear="100%")
+    # A remediated (listed, no findings left), B's only finding Fixed, C gone from the report, D
+    # with a new finding: 3 of the 8 hosts delivered last time are cleared (max_clear 50% allows it).
+    second = send(tmp_path, pki, fmc, {A: [], B: [(3, 22, "Fixed")], D: [(5, 443, "Active"), (6, None, "Active")],
+                                       **steady}, "second", f"-metrics={tmp_path / 'metrics.prom'}")
     assert second.returncode == 0, second.stderr
-    assert export(db) == {D: [5, 6]}
+    truth = {D: [5, 6], **{ip: [q for q, _, _ in f] for ip, f in steady.items()}}
+    assert export(db) == truth
     assert "cleared=3" in second.stderr
     assert "qualys_connector_last_run_hosts_cleared 3" in (tmp_path / "metrics.prom").read_text()
     assert fmc.stats.error_lines == 0
 
-    # An empty report would clear D, all that was delivered last time: the valve holds, exit 2.
+    # An empty report would clear everything delivered last time: the valve holds, exit 2.
     third = send(tmp_path, pki, fmc, {}, "third")
     assert third.returncode == 2, third.stderr
     assert "max_clear" in third.stderr and "cleared=0" in third.stderr
-    assert export(db) == {D: [5, 6]}
+    assert export(db) == truth
     (record,) = records(tmp_path)
-    assert recorded_hosts(record) == [D]          # still known: a later run can clear it
+    assert recorded_hosts(record) == sorted(truth)      # still known: a later run can clear them
 
-    # A real run after that (D still there) clears nothing and keeps D.
-    fourth = send(tmp_path, pki, fmc, {D: [(5, 443, "Active")]}, "fourth")
+    # A real run after that (C still gone, D still there) clears nothing more and keeps the rest.
+    fourth = send(tmp_path, pki, fmc, {D: [(5, 443, "Active")], **steady}, "fourth")
     assert fourth.returncode == 0, fourth.stderr
-    assert export(db) == {D: [5]}
+    assert export(db) == {**truth, D: [5]}
+
+
+def test_the_only_host_remediated_needs_max_clear_raised_for_one_run(tmp_path, pki, netmap, lock_dir):
+    """The issue's case: 10.0.0.1 with QIDs 1 and 2, then the same host without findings."""
+    fmc, db = netmap
+    assert send(tmp_path, pki, fmc, {A: [(1, 443, "Active"), (2, None, "Active")]}, "first").returncode == 0
+    held = send(tmp_path, pki, fmc, {A: []}, "second")
+    assert held.returncode == 2 and "raise max_clear" in held.stderr
+    assert export(db) == {A: [1, 2]}
+    cleared = send(tmp_path, pki, fmc, {A: []}, "third", max_clear="100%")
+    assert cleared.returncode == 0, cleared.stderr
+    assert export(db) == {}
 
 
 def test_the_valve_counts_hosts_without_findings_that_were_delivered_last_time(tmp_path, pki, netmap, lock_dir):
