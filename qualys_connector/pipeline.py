@@ -40,8 +40,8 @@ def prepare(options: Options, log) -> tuple[InputPlugin, object]:
     if options.csvfile:
         check_output_path(options.csvfile, "-csvfile")
         if options.server:
-            log.info("-csvfile given: nothing is sent to -server %s (its delivery record is read, never written)",
-                     options.server)
+            log.info("-csvfile given: -server %s is ignored, nothing is sent (only its delivery record is read, "
+                     "to show what would be cleared)", options.server)
         return plugin, config
     if not options.server:
         raise UsageError("no -server and no -csvfile given",
