@@ -29,7 +29,7 @@ PARAMETERS = [
     ("required keys", "user_id, password, template_id (not with report_file or pull: detections)"),
     ("optional keys", "url, add_host, ip_ranges, proxy, proxy_username, proxy_password, report_file, "
                       "keep_report, scanner_name, source_name, vuln_types, min_severity, set_os, ascii_only, domain, "
-                      "ca_bundle, verify, timeout, poll_interval, max_wait"),
+                      "ca_bundle, verify, timeout, poll_interval, max_wait, remove_missing, max_clear"),
 ]
 SHORTEN = True
 FMC_KEY = attrgetter("fmc_key")
@@ -58,6 +58,21 @@ def load_config(plugininfo: str | None, template_id: str | None):
 def lock_key(plugininfo: str | None) -> str:
     """One run per QualysGuard.yaml at a time (process-multiple holds it for all its templates)."""
     return os.path.abspath(plugininfo or default_plugininfo())
+
+
+def clear_scope(cfg):
+    """Whose results this job writes, and how far the core may clear them (README "Keeping the FMC current")."""
+    from qualys_connector.deliveryrecord import ClearScope
+    return ClearScope(domain=cfg.domain, source_name=cfg.source_name, scanner_name=cfg.scanner_name,
+                      job=cfg.template_id or "report_file", remove_missing=cfg.remove_missing,
+                      max_clear=cfg.max_clear)
+
+
+def note_host(job, host) -> None:
+    """Tell the run's clearing whether ``host`` got results (or has none left: it is cleared)."""
+    clearing = getattr(job, "clearing", None)
+    if clearing is not None:
+        (clearing.sent if host.findings else clearing.absent)(host.ip)
 
 
 def produce(job) -> None:
@@ -214,6 +229,7 @@ def write_commands(report, cfg, job) -> None:
     emit(hostinput.set_source(cfg.source_name))
     job.progress.phase("writing commands", total=report.stats.hosts_kept)
     for host in report.hosts():
+        note_host(job, host)
         if not host.findings and not cfg.add_host and not (cfg.set_os and host.os):
             continue
         summary.hosts += 1

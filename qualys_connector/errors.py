@@ -86,6 +86,14 @@ class LineTooLong(LocalError):
     default_hint = "split or shorten that line; nothing was sent"
 
 
+class StateFileError(LocalError):
+    """A state file (a delivery record) cannot be read, or was written by a newer version."""
+
+
+class ClearingHeld(ConnectorError):
+    """More hosts would have been cleared than ``max_clear`` allows: none were (exit 2)."""
+
+
 class LockHeld(ConnectorError):
     """Another run holds the lock for the same configuration."""
 

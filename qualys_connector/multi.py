@@ -20,6 +20,8 @@ from .locking import RunLock
 from .liveprogress import NoTerminal
 from .logsetup import log_summary, set_label
 from .outpath import is_stream
+from .statedir import state_dir
+from .clearing import PeerHosts
 from .pipeline import Options, Summary, lock_key, prepare, run
 
 
@@ -91,7 +93,8 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log, reporter=None
                 raise Interrupted("stopped before this template started")
             plugin, config = prepare(opts, log)
             log.info("starting")
-            run(opts, plugin=plugin, config=config, log=log, stop=stop, summary=summary, progress=row)
+            run(opts, plugin=plugin, config=config, log=log, stop=stop, summary=summary, progress=row,
+                peers=peers)
         except Exception as exc:     # an error, even a bug, must not stop the other templates
             summary.outcome = "interrupted" if isinstance(exc, Interrupted) else "failed"
             summary.exit_code = fail(exc, log)
@@ -101,8 +104,10 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log, reporter=None
             log_summary(log, summary.line())
 
     worst = EXIT_OK
+    peers = None    # templates sharing a scanner_name never clear a host another one delivered
     try:
         with RunLock(lock_key(options, base_plugin), state_dir=options.statedir):
+            peers = PeerHosts(state_dir(options.statedir))
             with StopSignals(stop), display:
                 width = concurrency_cap(base_config, jobs, log)
                 if width <= 1:
@@ -123,6 +128,9 @@ def run_multiple(options: Options, multiinfo: str, jobs: int, log, reporter=None
         if outcome(exc) == "locked":
             for s in summaries.values():
                 s.outcome = "locked"
+    finally:
+        if peers is not None:
+            peers.close()
     failed = [tid for tid, s in summaries.items() if s.exit_code]
     for s in summaries.values():
         worst = max(worst, s.exit_code)

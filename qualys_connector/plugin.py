@@ -35,6 +35,10 @@ class Job:
     statedir: str | None = None       # -statedir (None: statedir.state_dir's default)
     dry_run: bool = False             # -csvfile: nothing is sent, no state or cache is written
     progress: Progress = NO_PROGRESS     # live display of the long phases (a no-op unless at a terminal)
+    # Keeping the FMC current (clearing.Clearing), or None: a plugin that writes scan results
+    # calls clearing.sent(ip) for every host it sent results for and clearing.absent(ip) for
+    # every host of its source without anything to send.
+    clearing: object = None
 
     def check_stop(self) -> None:
         if self.stop.is_set():
@@ -61,6 +65,10 @@ class InputPlugin(Protocol):
 
     def produce(self, job: Job) -> None:
         """Write encoded host input lines to ``job.out``, counting into ``job.summary``."""
+
+    # Optional, not part of the protocol (a plugin without it never clears anything):
+    #   clear_scope(config) -> deliveryrecord.ClearScope | None
+    # the scanner its results are written under, and how far the core may clear them.
 
 
 _find: Callable[[str], InputPlugin] | None = None

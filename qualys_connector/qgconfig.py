@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 
 from . import yamlconf
+from .deliveryrecord import MaxClear
 from .errors import ConfigError
 from .logsetup import add_secret, get_logger, mask_url
 
@@ -18,7 +19,8 @@ VULN_TYPES = {"vuln": "Vuln", "practice": "Practice", "ig": "Ig"}
 KEYS = ("user_id", "password", "template_id", "url", "add_host", "ip_ranges", "proxy",
         "proxy_username", "proxy_password", "report_file", "keep_report", "scanner_name",
         "source_name", "vuln_types", "min_severity", "set_os", "ascii_only", "domain", "ca_bundle", "verify",
-        "timeout", "poll_interval", "max_wait", "fmc_ca", "allow_plain_http", "pull", "page_size", "full_resync")
+        "timeout", "poll_interval", "max_wait", "fmc_ca", "allow_plain_http", "pull", "page_size", "full_resync",
+        "remove_missing", "max_clear")
 PULLS = ("report", "detections")
 MAX_PAGE_SIZE = 1_000_000
 
@@ -58,6 +60,8 @@ class QualysGuardConfig:
     pull: str = "report"
     page_size: int = 1000
     full_resync: bool = False
+    remove_missing: bool = True       # clear hosts the previous run delivered and this one did not
+    max_clear: MaxClear = MaxClear(50)  # the safety valve (README "Keeping the FMC current")
 
     @property
     def tls_verify(self) -> bool | str:
@@ -162,6 +166,16 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     cfg.timeout = yamlconf.as_float(data, "timeout", path, 120.0, minimum=1)
     cfg.poll_interval = yamlconf.as_float(data, "poll_interval", path, 30.0, minimum=0)
     cfg.max_wait = yamlconf.as_float(data, "max_wait", path, 7200.0, minimum=0)
+    cfg.remove_missing = yamlconf.as_bool(data, "remove_missing", path, True)
+    raw_max_clear = data.get("max_clear")
+    if raw_max_clear is not None and raw_max_clear != "":
+        if isinstance(raw_max_clear, (bool, list, dict)):
+            raise yamlconf.error(data, "max_clear", "expected a percentage or a number of hosts", path,
+                                 "for example 50% or 1000")
+        try:
+            cfg.max_clear = MaxClear.parse(raw_max_clear)
+        except ValueError as exc:
+            raise yamlconf.error(data, "max_clear", str(exc), path) from None
     for secret in (cfg.password, cfg.proxy_password):
         add_secret(secret)
     for key in ("scanner_name", "source_name", "domain"):

@@ -38,6 +38,7 @@ class Summary:
     hosts: int = 0
     findings: int = 0
     commands: int = 0
+    hosts_cleared: int = 0      # hosts whose results the run cleared (README "Keeping the FMC current")
     delivery: DeliveryStats = field(default_factory=DeliveryStats)
     started: float = field(default_factory=time.monotonic)
     outcome: str = "not started"
@@ -47,6 +48,6 @@ class Summary:
         d = self.delivery
         label = f"template {self.label}: " if self.label else ""
         return (f"Summary: {label}hosts={self.hosts} findings={self.findings} "
-                f"commands={self.commands} data_messages={d.messages_acked}/{d.messages_total} "
+                f"commands={self.commands} cleared={self.hosts_cleared} data_messages={d.messages_acked}/{d.messages_total} "
                 f"replies_with_errors={d.replies_with_errors} "
                 f"elapsed={time.monotonic() - self.started:.1f}s result={self.outcome}")

@@ -17,6 +17,15 @@ def pki(tmp_path_factory):
     return init_pki(str(tmp_path_factory.mktemp("pki")), client_password=CLIENT_PASSWORD)
 
 
+@pytest.fixture(autouse=True)
+def private_state_home(request, tmp_path, monkeypatch):
+    """Every test gets its own default state directory: delivery records never leak between tests
+    (nor into the home directory of whoever runs them). test_statedir sets up the environment of
+    each of its runs itself (run_cli adds os.environ to it, so it must not hold a value there)."""
+    if request.module.__name__ != "test_statedir" and not os.environ.get("QC_STATE_DIR"):
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
 @pytest.fixture
 def fmc(pki):
     from qualys_connector.emulators.fmc.server import FMCEmulator

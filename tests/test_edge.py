@@ -13,6 +13,7 @@ EXPECTED = {
     errors.UsageError: 1, errors.ConfigError: 1, errors.CertificateError: 1, errors.InputFileError: 1,
     errors.LineTooLong: 1, errors.DiskFull: 1, errors.QualysAuthError: 1, errors.QualysTemplateError: 1,
     errors.FMCCertificateRejected: 1, errors.FMCCertificateUntrusted: 1, errors.CensysAuthError: 1, errors.ActionRequired: 1, errors.LocalError: 1,
+    errors.StateFileError: 1, errors.ClearingHeld: 2,
     errors.LockHeld: 75,
     errors.Interrupted: 2, errors.RemoteError: 2, errors.QualysError: 2, errors.QualysReportError: 2,
     errors.QualysReportOver: 2, errors.ReportFormatError: 2, errors.FMCError: 2, errors.FMCConnectError: 2,

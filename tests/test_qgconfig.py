@@ -66,7 +66,8 @@ def test_malformed_yaml_names_the_line(tmp_path):
     ("template_id: abc", "template_id"), ("add_host: maybe", "add_host"),
     ("ip_ranges: 10.0.0.1, banana", "ip_ranges"), ("min_severity: 9", "min_severity"),
     ("vuln_types: Vuln, Bogus", "vuln_types"), ("url: ftp://x", "url"), ("timeout: soon", "timeout"),
-    ("proxy: 192.168.1.1:3128", "proxy"),
+    ("proxy: 192.168.1.1:3128", "proxy"), ("remove_missing: perhaps", "remove_missing"),
+    ("max_clear: 150%", "max_clear"), ("max_clear: half", "max_clear"), ("max_clear: [1]", "max_clear"),
 ])
 def test_bad_values_name_key_and_line(tmp_path, line, key):
     third = "add_host: n" if key == "template_id" else "template_id: 1"
@@ -105,3 +106,10 @@ def test_world_readable_file_warns(tmp_path, caplog):
     finally:
         logger.removeHandler(caplog.handler)
     assert "readable by other users" in caplog.text
+
+
+def test_remove_missing_and_max_clear(tmp_path):
+    cfg = qgconfig.load(write(tmp_path, "user_id: a\npassword: b\ntemplate_id: 1\n"))
+    assert cfg.remove_missing is True and str(cfg.max_clear) == "50%"
+    cfg = qgconfig.load(write(tmp_path, "user_id: a\npassword: b\ntemplate_id: 1\nremove_missing: n\nmax_clear: 2000\n"))
+    assert cfg.remove_missing is False and str(cfg.max_clear) == "2000" and not cfg.max_clear.percent

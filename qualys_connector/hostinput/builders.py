@@ -30,3 +30,12 @@ def add_scan_result(ip: str, scanner: str, vuln_id: int | str | None, port: int 
 
 def scan_flush() -> Command:
     return Command("ScanFlush")
+
+
+def delete_scan_results(ip: str, scanner: str) -> Command:
+    """Every result of ``scanner`` on the host (docs/host-input.md §1.4); runs at ScanUpdate."""
+    return Command("DeleteScanResult", (ip, scanner))
+
+
+def scan_update() -> Command:
+    return Command("ScanUpdate")

@@ -26,7 +26,7 @@ FILTERED = -2          # TYPE not asked for (vuln_types)
 RAW_CACHE_LIMIT = 200_000   # distinct raw (qid, type, port, protocol) texts remembered
 WARN_LIMIT = 10        # per kind of problem; the rest go to debug level (the counts are in the stats)
 # What is read of a VULN_INFO_LIST; everything else in it (RESULT, dates, CVSS...) is skipped in C.
-_FIELD_TAGS = ("VULN_INFO", "QID", "TYPE", "PORT", "PROTOCOL")
+_FIELD_TAGS = ("VULN_INFO", "QID", "TYPE", "PORT", "PROTOCOL", "VULN_STATUS")
 
 
 class FindingTable:
@@ -109,6 +109,10 @@ def canonical_address(text: str) -> str:
     return str(ipaddress.ip_address(text.split("%", 1)[0]))
 
 
+def _is_fixed(status: str) -> bool:
+    return status.strip().casefold() == "fixed"
+
+
 def _text(value: str | None) -> str | None:
     """OPERATING_SYSTEM / DNS / NETBIOS: CDATA may hold HTML entities; one line, None when empty."""
     if not value:
@@ -119,7 +123,7 @@ def _text(value: str | None) -> str | None:
 
 
 def _fields_fast(vulns) -> list[tuple] | None:
-    """(QID, TYPE, PORT, PROTOCOL) texts of each VULN_INFO, or None when the list is not plain.
+    """(QID, TYPE, PORT, PROTOCOL, VULN_STATUS) texts of each VULN_INFO, or None when the list is not plain.
 
     One C-level walk (``iter`` with the five tags) over the list instead of a Python loop over
     the children of every VULN_INFO: lxml makes no Python object for the children skipped
@@ -129,15 +133,15 @@ def _fields_fast(vulns) -> list[tuple] | None:
     """
     rows: list[tuple] = []
     append = rows.append
-    qid = kind = port = proto = None
+    qid = kind = port = proto = status = None
     started = False
     for field in vulns.iter(_FIELD_TAGS):
         tag = field.tag
         if tag == "VULN_INFO":
             if started:
-                append((qid, kind, port, proto))
+                append((qid, kind, port, proto, status))
             started = True
-            qid = kind = port = proto = None
+            qid = kind = port = proto = status = None
         elif not started:
             return None
         elif tag == "QID":
@@ -146,10 +150,12 @@ def _fields_fast(vulns) -> list[tuple] | None:
             kind = field.text
         elif tag == "PORT":
             port = field.text
-        else:
+        elif tag == "PROTOCOL":
             proto = field.text
+        else:
+            status = field.text
     if started:
-        append((qid, kind, port, proto))
+        append((qid, kind, port, proto, status))
     return rows if len(rows) == len(vulns) else None
 
 
@@ -159,7 +165,7 @@ def _fields_exact(vulns) -> list[tuple]:
     for info in vulns:
         if info.tag != "VULN_INFO":     # unknown element: ignored, and not a finding
             continue
-        qid = kind = port = proto = None
+        qid = kind = port = proto = status = None
         for field in info:
             tag = field.tag
             if tag == "QID":
@@ -170,7 +176,9 @@ def _fields_exact(vulns) -> list[tuple]:
                 port = field.text
             elif tag == "PROTOCOL":
                 proto = field.text
-        rows.append((qid, kind, port, proto))
+            elif tag == "VULN_STATUS":
+                status = field.text
+        rows.append((qid, kind, port, proto, status))
     return rows
 
 
@@ -253,7 +261,13 @@ class HostReader:
         if rows is None:
             rows = _fields_exact(vulns)
             stats.findings_total -= len(vulns) - len(rows)   # children that are no VULN_INFO
-        for raw in rows:
+        for qid, kind, port, proto, status in rows:
+            if status is not None and _is_fixed(status):
+                # Fixed is no current finding (the template asked for it, or Qualys sent it anyway):
+                # the host counts as without it, so the FMC loses it (README "Keeping the FMC current").
+                stats.findings_filtered_status += 1
+                continue
+            raw = (qid, kind, port, proto)
             code = cached(raw)
             if code is None:
                 code = lookup(raw)

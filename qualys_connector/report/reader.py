@@ -197,5 +197,6 @@ def _join(glossary: dict[int, Vuln], table: FindingTable, min_severity: int,
             stats.findings_filtered_severity += count
             deliverable.append(None)
     stats.qids_without_glossary = len(missing)
-    stats.findings_filtered = stats.findings_filtered_type + stats.findings_filtered_severity
+    stats.findings_filtered = (stats.findings_filtered_type + stats.findings_filtered_severity
+                               + stats.findings_filtered_status)
     return deliverable

@@ -21,9 +21,10 @@ class ReportStats:
     hosts_with_error: int = 0        # HOST holding an ERROR instead of data: skipped
     findings_total: int = 0          # VULN_INFO elements of all hosts
     findings_kept: int = 0           # what Report.hosts() yields
-    findings_filtered: int = 0       # dropped by vuln_types or min_severity (sum of the next two)
+    findings_filtered: int = 0       # dropped by vuln_types, min_severity or VULN_STATUS Fixed (sum of the next three)
     findings_filtered_type: int = 0
     findings_filtered_severity: int = 0
+    findings_filtered_status: int = 0   # VULN_STATUS Fixed: not current, so never sent
     duplicates_dropped: int = 0      # same (qid, port, protocol) again on one host (or open_report's distinct_by)
     findings_outside_ranges: int = 0  # VULN_INFO of hosts refused by ``include``
     findings_invalid: int = 0        # VULN_INFO without a numeric QID
