@@ -18,12 +18,13 @@ def pki(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def private_state_home(request, tmp_path, monkeypatch):
+def private_state_home(request, tmp_path_factory, monkeypatch):
     """Every test gets its own default state directory: delivery records never leak between tests
     (nor into the home directory of whoever runs them). test_statedir sets up the environment of
     each of its runs itself (run_cli adds os.environ to it, so it must not hold a value there)."""
     if request.module.__name__ != "test_statedir" and not os.environ.get("QC_STATE_DIR"):
-        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+        # beside tmp_path, not in it: tests that list their tmp_path see only their own files
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
 
 
 @pytest.fixture

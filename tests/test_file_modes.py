@@ -47,7 +47,7 @@ def test_every_file_a_run_writes_and_removes_is_0600(tmp_path, umask_022, monkey
     config = tmp_path / "QualysGuard.yaml"
     with QualysEmulator(users={"u": PASSWORD}, templates={"1": TemplateSpec(hosts=5, vulns_per_host=2, seed=3)}) as q:
         config.write_text(f"user_id: u\npassword: {PASSWORD}\ntemplate_id: 1\nurl: {q.url}\npoll_interval: 0.05\n"
-                          f"keep_report: kept.xml\n")
+                          f"keep_report: kept.xml\nvuln_types: Vuln, Practice, Ig\n")   # every host has findings to send
         config.chmod(0o600)
         summary = run(Options(plugin=qualysguard, plugininfo=str(config), csvfile=str(tmp_path / "out.csv")))
     assert summary.outcome == "written" and summary.hosts == 5
