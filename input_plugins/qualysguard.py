@@ -64,8 +64,16 @@ def clear_scope(cfg):
     """Whose results this job writes, and how far the core may clear them (README "Keeping the FMC current")."""
     from qualys_connector.deliveryrecord import ClearScope
     return ClearScope(domain=cfg.domain, source_name=cfg.source_name, scanner_name=cfg.scanner_name,
-                      job=cfg.template_id or "report_file", remove_missing=cfg.remove_missing,
+                      job=job_id(cfg), remove_missing=cfg.remove_missing,
                       max_clear=cfg.max_clear)
+
+
+def job_id(cfg) -> str:
+    """The job of the delivery record: ``detections`` for a detection pull (one per
+    QualysGuard.yaml target), else the template ID, or ``report_file`` for a saved report."""
+    if getattr(cfg, "pull", "report") == "detections":
+        return "detections"
+    return cfg.template_id or "report_file"
 
 
 def note_host(job, host) -> None:
@@ -81,6 +89,8 @@ def produce(job) -> None:
     cfg = job.config if getattr(job, "config", None) is not None else load_config(job.plugininfo, job.template_id)
     if getattr(cfg, "pull", "report") == "detections":
         return produce_detections(cfg, job)
+    if getattr(job, "resync", False):
+        job.log.warning("-resync has no effect with pull: report (every report is complete)")
     workdir = tempfile.mkdtemp(prefix=tempnames.prefix(tempnames.REPORT_DIR))
     try:
         if cfg.report_file:
@@ -124,15 +134,39 @@ def qualys_client(cfg, job):
 
 def produce_detections(cfg, job) -> None:
     """``pull: detections``: every page of the host detection API, titles from the KnowledgeBase
-    (cached in the state directory), sent like a report (README "Pulling detections instead of reports")."""
-    from qualys_connector.qualys.detections import detection_form
+    (cached in the state directory), sent like a report (README "Pulling detections instead of reports").
+
+    The first run to a target (no delivery record, or one without a watermark), ``full_resync: y``
+    and ``-resync`` pull every host and mirror them as a report does. Later runs pull only the
+    hosts Qualys processed since the previous delivery's watermark (less ``OVERLAP``), Fixed
+    detections included: each host listed gets its current findings (ScanFlush replaces the old
+    ones) or, with none left, is cleared; hosts not listed are left as they are.
+    """
+    from qualys_connector.qualys.detections import CHANGED_STATUSES, OVERLAP, detection_form, processed_after
     from qualys_connector.qualys.detectionsource import DetectionSource, qualys_ips
     from qualys_connector.qualys.knowledgebase import KnowledgeBase, KnowledgeBaseCache
     from qualys_connector.statedir import state_dir
 
-    # TODO(next step): with the delivery record, an incremental run asks vm_processed_after=<last
-    # watermark minus an overlap> and status incl. Fixed, unless cfg.full_resync. Today: always full.
-    form = detection_form(truncation_limit=cfg.page_size, ips=qualys_ips(cfg.ip_ranges))
+    clearing = getattr(job, "clearing", None)
+    since = after = None
+    if clearing is not None and clearing.previous_watermark:
+        if cfg.full_resync or getattr(job, "resync", False):
+            job.log.info("full pull: %s asks for every host (the watermark %s is reset)",
+                         "-resync" if getattr(job, "resync", False) else "full_resync: y", clearing.previous_watermark)
+        else:
+            try:
+                since, after = clearing.previous_watermark, processed_after(clearing.previous_watermark)
+            except ValueError:
+                job.log.warning("the delivery record's watermark %r is not a time; pulling every host",
+                                clearing.previous_watermark[:40])
+    incremental = since is not None
+    if incremental:
+        clearing.changes_only()
+        form = detection_form(truncation_limit=cfg.page_size, ips=qualys_ips(cfg.ip_ranges),
+                              processed_after=after, statuses=CHANGED_STATUSES)
+    else:
+        form = detection_form(truncation_limit=cfg.page_size, ips=qualys_ips(cfg.ip_ranges))
+    dry_run = getattr(job, "dry_run", False)
     kb_path = os.path.join(state_dir(getattr(job, "statedir", None)), "kb.sqlite")
     workdir = tempfile.mkdtemp(prefix="qc-detections-")
 
@@ -140,29 +174,49 @@ def produce_detections(cfg, job) -> None:
         job.check_stop()
         job.log.info("read %d hosts of the detection pull so far", hosts_seen)
 
-    job.log.info("pulling host detections from Qualys at %s (%d hosts per page, full pull)",
-                 mask_url(cfg.url), cfg.page_size)
+    if incremental:
+        job.log.info("pulling host detections from Qualys at %s (%d hosts per page, incremental: hosts processed "
+                     "after %s, the last delivery's %s less %d minutes)", mask_url(cfg.url), cfg.page_size, after,
+                     since, OVERLAP.total_seconds() // 60)
+    else:
+        job.log.info("pulling host detections from Qualys at %s (%d hosts per page, full pull)",
+                     mask_url(cfg.url), cfg.page_size)
     try:
+        # The cache is only read here; what this run learns is written after the FMC acknowledged
+        # the delivery (job.after_delivery), never by a dry run or a failed run.
         with qualys_client(cfg, job) as client, \
-                KnowledgeBaseCache(kb_path, write=not getattr(job, "dry_run", False)) as cache:
+                KnowledgeBaseCache(kb_path, write=not dry_run, defer=True) as cache:
             kb = KnowledgeBase(client.post, cache, tmpdir=workdir)
             with DetectionSource(client.post, kb, form, include=cfg.ip_ranges.__contains__,
                                  vuln_types=cfg.vuln_types, min_severity=cfg.min_severity, tmpdir=workdir,
-                                 progress=progress) as source:
+                                 progress=progress, fixed_hosts=incremental) as source:
                 stats = source.stats
+                if clearing is not None:
+                    clearing.watermark = source.datetime
+                    if source.datetime is None:
+                        job.log.warning("Qualys's detection page had no DATETIME: the next run pulls every host again")
                 job.log.info("read %d detection pages: %d hosts, %d inside ip_ranges; %d distinct QIDs, "
                              "%d KnowledgeBase calls", stats.pages, stats.hosts_total, stats.hosts_kept,
                              stats.qids, stats.kb_calls)
-                if not stats.findings_kept and not (cfg.add_host and stats.hosts_kept):
+                if not dry_run:
+                    job.after_delivery.append(cache.commit)
+                if incremental and not stats.hosts_kept:
+                    job.log.info("no host changed since %s (Qualys lists none inside ip_ranges processed after %s); "
+                                 "nothing to send", since, after)
+                    return
+                if not incremental and not stats.findings_kept and not (cfg.add_host and stats.hosts_kept):
                     job.log.warning("Qualys reported no open detections to send (%d hosts, none with a detection "
                                     "that passes ip_ranges, vuln_types and min_severity); nothing sent",
                                     stats.hosts_total)
-                    return
+                    if clearing is None or not (clearing.use_record and clearing.record.exists):
+                        return      # no record: nothing of ours is known to be on the FMC
+                    # the record's hosts are still to be cleared (the valve decides): SetSource first
                 job.check_stop()
                 write_commands(source, cfg, job)
         job.log.info("QualysGuard Detection Processing Complete: %d of %d hosts inside ip_ranges, "
-                     "%d findings, %d commands", job.summary.hosts, stats.hosts_total,
-                     job.summary.findings, job.summary.commands)
+                     "%d findings, %d commands%s", job.summary.hosts, stats.hosts_total,
+                     job.summary.findings, job.summary.commands,
+                     f" ({stats.hosts_only_fixed} hosts with every detection Fixed)" if incremental else "")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

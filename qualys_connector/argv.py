@@ -12,8 +12,8 @@ from .errors import UsageError
 # Options the Perl tools never had. A prefix is matched against the old options first, so an old
 # crontab's abbreviation keeps its meaning (``-m`` stays -multiinfo in process-multiple, ``-s`` stays
 # ambiguous among -server/-stderr/-syslog, -st stays -stderr, -i stays -ipv6); a new option is reached
-# by a prefix no old one has (-sta[tedir], -in[secure], -f[mcca], -me[trics], -su[mmaryjson], -q[uiet]).
-NEWER_OPTIONS = frozenset({"metrics", "summaryjson", "statedir", "fmcca", "insecure", "quiet"})
+# by a prefix no old one has (-sta[tedir], -in[secure], -f[mcca], -me[trics], -su[mmaryjson], -q[uiet], -re[sync]).
+NEWER_OPTIONS = frozenset({"metrics", "summaryjson", "statedir", "fmcca", "insecure", "quiet", "resync"})
 
 
 def normalize(argv: list[str], options: dict[str, bool]) -> list[str]:

@@ -91,6 +91,20 @@ class Clearing:
         self.record, self.scope, self.peers = record, scope, peers
         self.use_record = use_record        # False: a dry run without -server (no target known)
         self.plan = ClearPlan()
+        self.partial = False                # the source lists only what changed (changes_only)
+        self.watermark: str | None = None   # the source's position, kept in the record at commit
+
+    # what the plugin may read and say about its source
+    @property
+    def previous_watermark(self) -> str | None:
+        """The watermark of the previous successful delivery to this target, or None."""
+        return self.record.watermark if self.use_record and self.record.exists else None
+
+    def changes_only(self) -> None:
+        """The source lists only the hosts that changed since ``previous_watermark`` (an incremental
+        pull): a host it does not list is unchanged, not gone. So no host of the record counts as
+        missing, the record keeps them, and it forgets the hosts this run clears."""
+        self.partial = True
 
     # the plugin's side, one call per host of the source
     def sent(self, ip: str) -> None:
@@ -109,7 +123,7 @@ class Clearing:
         set once the lines were delivered (or written, in a dry run).
         """
         record, scope, plan = self.record, self.scope, self.plan
-        missing = self.use_record and record.exists and scope.remove_missing
+        missing = self.use_record and record.exists and scope.remove_missing and not self.partial
         if self.peers is not None:
             self.peers.register(record.target, record)
         if record.exists and self.use_record:
@@ -151,9 +165,17 @@ class Clearing:
         """After the FMC acknowledged everything: the record becomes this run's hosts.
 
         When the valve held, the previous hosts stay in it too (their results are still there,
-        so a later run must still be able to clear them).
+        so a later run must still be able to clear them). The watermark moves to the source's
+        only when nothing was held back: a held full pull leaves none (the next run pulls
+        everything again), a held incremental run keeps the previous one (the next run sees the
+        held hosts again).
         """
-        self.record.commit(keep_missing=self.plan.held)
+        held = self.plan.held
+        if self.partial:
+            self.record.commit(watermark=self.record.watermark if held else self.watermark,
+                               keep_missing=True, forget_absent=not held)
+        else:
+            self.record.commit(watermark=None if held else self.watermark, keep_missing=held)
         log.info("delivery record %s updated", self.record.path)
 
     def close(self) -> None:

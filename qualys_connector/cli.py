@@ -29,7 +29,7 @@ COMMON_OPTIONS = {"server": True, "port": True, "plugininfo": True, "ipv6": Fals
                   "password": True, "syslog": False, "stderr": False, "logfile": True, "level": True,
                   "csvfile": True, "runondc": True, "help": False, "version": False,
                   "statedir": True, "fmcca": True, "insecure": False,
-                  "metrics": True, "summaryjson": True, "quiet": False}   # newer than the Perl tools: see argv.py
+                  "metrics": True, "summaryjson": True, "quiet": False, "resync": False}   # newer than the Perl tools: see argv.py
 MULTI_OPTIONS = dict(COMMON_OPTIONS, multiinfo=True, jobs=True)
 
 OPTION_TABLE = """\
@@ -51,6 +51,7 @@ OPTION_TABLE = """\
   -me[trics]=F       write the run's Prometheus metrics to F after every run (env QC_METRICS_FILE)
   -su[mmaryjson]=F   write the run's summary as JSON to F after every run
   -q[uiet]           no live progress display at a terminal (none is drawn into files, pipes or cron mail)
+  -re[sync]          pull: detections: pull every host this run, not only what changed (full_resync: y once)
   -h, --help         this help; -v, --version: the version
 Options may be written -opt=V, -opt V, --opt=V, or as any unique prefix (-se, -serv).
 Exit codes: 0 delivered, 1 usage/configuration error, 2 run-time failure, 75 another run holds the lock."""
@@ -109,6 +110,7 @@ def _common(f, multi: bool = False):
                      help="Write the run's Prometheus metrics to FILE (env QC_METRICS_FILE)."),
         click.option("--summaryjson", metavar="FILE", help="Write the run's summary as JSON to FILE."),
         click.option("--quiet", is_flag=True, help="No live progress display at a terminal (NO_COLOR, TERM=dumb too)."),
+        click.option("--resync", is_flag=True, help="pull: detections: pull every host this run (as full_resync: y)."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -157,7 +159,8 @@ def _options(plugin: str, kw: dict) -> Options:
     server = check_server(kw["server"]) if kw["server"] else kw["server"]   # [fd00::10] as in URLs, too
     return Options(plugin=plugin, server=server, port=kw["port"], plugininfo=kw["plugininfo"],
                    ipv6=kw["ipv6"], pkcs12=kw["pkcs12"], password=_pkcs12_password(kw), csvfile=kw["csvfile"],
-                   statedir=kw["statedir"], fmcca=kw["fmcca"], insecure=kw["insecure"])
+                   statedir=kw["statedir"], fmcca=kw["fmcca"], insecure=kw["insecure"],
+                   resync=kw.get("resync", False))
 
 
 

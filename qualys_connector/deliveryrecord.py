@@ -1,7 +1,7 @@
 """What a job delivered to one FMC target last time, so the next run can clear what left.
 
 One record per delivery target and job (``Target``): the FMC address and port, the domain,
-source and scanner names, and a job id (a template ID; later "detections"). It lives in the
+source and scanner names, and a job id (a template ID, ``report_file``, or ``detections``). It lives in the
 state directory as a small SQLite file, replaced atomically (written aside, fsynced, renamed),
 and only by ``commit``: a dry run, a failed or an interrupted run never call it, so the
 previous record stays exactly as it was.
@@ -103,7 +103,7 @@ class ClearScope:
     domain: str | None
     source_name: str
     scanner_name: str
-    job: str                                # the template ID (later "detections")
+    job: str                                # the template ID, "report_file" or "detections"
     remove_missing: bool = True
     max_clear: MaxClear = field(default_factory=lambda: MaxClear(50))
 
@@ -230,15 +230,17 @@ class DeliveryRecord:
 
     # ------------------------------------------------------------------ the end
     def commit(self, *, watermark: str | None = None, keep_missing: bool = False,
-               forget: Iterable[str] = ()) -> None:
+               forget: Iterable[str] = (), forget_absent: bool = False) -> None:
         """Replace the record atomically by this run's hosts (and ``watermark``).
 
         ``keep_missing`` keeps the previous hosts that got nothing this run (they were not
         cleared, so they may still hold results); ``forget`` drops hosts from it (another job
-        took them over). Call only after the FMC acknowledged everything; ends the record.
+        took them over); ``forget_absent`` drops the hosts added with ``add_absent`` (they were
+        cleared: an incremental run keeps the unchanged hosts and forgets the cleared ones).
+        Call only after the FMC acknowledged everything; ends the record.
         """
         try:
-            self._write_final(watermark, keep_missing, forget)
+            self._write_final(watermark, keep_missing, forget, forget_absent)
         except sqlite3.Error as exc:
             raise StateFileError(f"cannot write the delivery record {self.path}: {exc}",
                                  "check free space in the state directory; the previous record was kept") from None
@@ -261,12 +263,14 @@ class DeliveryRecord:
                                  "record was kept, so the next run compares with it") from None
         self._scratch = None
 
-    def _write_final(self, watermark, keep_missing, forget) -> None:
+    def _write_final(self, watermark, keep_missing, forget, forget_absent=False) -> None:
         self._flush()
         db = self._db
         db.execute("BEGIN")
         if keep_missing:
             db.execute("INSERT OR IGNORE INTO hosts SELECT ip FROM previous")
+        if forget_absent:
+            db.execute("DELETE FROM hosts WHERE ip IN (SELECT ip FROM absent)")
         db.executemany("DELETE FROM hosts WHERE ip = ?", ((ip,) for ip in forget))
         db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                        [("version", str(VERSION)), ("target", self.target.key()),

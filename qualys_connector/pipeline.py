@@ -104,7 +104,7 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
                       template_id=options.template_id, config=config, sleep=sleeper(stop),
                       max_size=CSV_MAX_SIZE if options.csvfile else None,
                       statedir=options.statedir, dry_run=bool(options.csvfile), progress=progress,
-                      clearing=clearing)
+                      clearing=clearing, resync=options.resync)
             plugin.produce(job)
             if clearing is not None:
                 clearing.write(out, summary)      # after the results and their ScanFlush
@@ -117,14 +117,22 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
             if clearing is not None and clearing.plan.held:     # a dry run never writes the record
                 raise held_error(clearing, "written")
             return summary
-        summary.outcome = "sending"
-        context = client_context(identity, trust)
-        with HostInputClient(options.server, options.port, context, ipv6=options.ipv6,
-                             timeout=options.timeout) as client:
-            log.info("connected to the FMC at %s, MAX_SIZE %d", client.where, client.max_size)
-            send_file(spool, client, shorten=plugin.SHORTEN, stats=summary.delivery, stop=stop, live=progress)
+        if os.path.getsize(spool) == 0:     # e.g. an incremental pull that found no change
+            log.info("nothing to send: the FMC was not contacted")
+        else:
+            summary.outcome = "sending"
+            context = client_context(identity, trust)
+            with HostInputClient(options.server, options.port, context, ipv6=options.ipv6,
+                                 timeout=options.timeout) as client:
+                log.info("connected to the FMC at %s, MAX_SIZE %d", client.where, client.max_size)
+                send_file(spool, client, shorten=plugin.SHORTEN, stats=summary.delivery, stop=stop, live=progress)
         summary.outcome = "delivered"
-        if clearing is not None:    # only now: the FMC acknowledged every DATA message without error
+        # Only now: the FMC acknowledged every DATA message without error. Caches first, the
+        # record last: a cache that fails to commit leaves the record (and its watermark) as it
+        # was, so the next run delivers the same again.
+        for commit in job.after_delivery:
+            commit()
+        if clearing is not None:
             clearing.commit()
             summary.hosts_cleared = clearing.plan.cleared
             if clearing.plan.held:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Protocol, Sequence, runtime_checkable
 
 from .errors import Interrupted
@@ -39,6 +39,11 @@ class Job:
     # calls clearing.sent(ip) for every host it sent results for and clearing.absent(ip) for
     # every host of its source without anything to send.
     clearing: object = None
+    resync: bool = False              # -resync: a source that pulls changes only pulls everything this run
+    # State a plugin may write only once the FMC acknowledged everything (a cache): callables the
+    # core calls after the delivery, before the delivery record is committed; never on a dry run
+    # or a failed run.
+    after_delivery: list = field(default_factory=list)
 
     def check_stop(self) -> None:
         if self.stop.is_set():

@@ -30,6 +30,7 @@ class Options:
     statedir: str | None = None
     fmcca: str | None = None
     insecure: bool = False
+    resync: bool = False                # -resync: an incremental source pulls everything this run
 
 
 @dataclass

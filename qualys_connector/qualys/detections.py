@@ -11,6 +11,7 @@ Hostile XML (entity declarations) is refused and a cut-off page is an error, as 
 """
 from __future__ import annotations
 
+import datetime
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -28,6 +29,13 @@ DETECTION_PATH = "/api/5.0/fo/asset/host/vm/detection/"
 ROOT = "HOST_LIST_VM_DETECTION_OUTPUT"
 TRUNCATED_CODE = "1980"
 DEFAULT_STATUSES = "New,Active,Re-Opened"
+# An incremental pull asks for Fixed detections too: a host whose detections were all remediated
+# since the last pull comes back with them Fixed, and is cleared on the FMC.
+CHANGED_STATUSES = "New,Active,Re-Opened,Fixed"
+# An incremental pull asks for hosts processed after the last pull's first DATETIME minus this:
+# a margin for clocks and for processing that Qualys stamps a little before it becomes visible
+# to the API. Hosts in the overlap are sent again (harmless: ScanFlush replaces them).
+OVERLAP = datetime.timedelta(minutes=5)
 
 # post(path, form, dest): POST ``form`` to ``path`` and write the response body into the file
 # ``dest``; raises the toolkit's QualysError on an error answer (see httpx_post for a plain one).
@@ -152,6 +160,16 @@ def _host(elem) -> Host:
                   _text(d.find("STATUS")) or None)
         for d in elem.iterfind("DETECTION_LIST/DETECTION"))
     return Host(int(host_id), ip, _text(elem.find("OS")), _text(elem.find("DNS")), detections)
+
+
+def processed_after(watermark: str, overlap: datetime.timedelta = OVERLAP) -> str:
+    """``vm_processed_after`` for an incremental pull: the watermark (a DATETIME Qualys gave, ISO
+    8601 in UTC) less ``overlap``, in Qualys's format; ValueError if the watermark is not a time."""
+    text = watermark.strip()
+    when = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return (when - overlap).astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def detection_form(*, truncation_limit: int = 1000, processed_after: str | None = None, ips: str | None = None,

@@ -42,7 +42,8 @@ class DetectionStats:
     hosts_kept: int = 0              # yielded by hosts()
     hosts_outside_ranges: int = 0
     hosts_bad_address: int = 0
-    hosts_only_fixed: int = 0        # every detection Fixed: nothing to send (kept out of hosts_kept)
+    hosts_only_fixed: int = 0        # every detection Fixed: nothing to send (kept out of hosts_kept
+                                     # unless fixed_hosts: then yielded without findings, to be cleared)
     detections_total: int = 0        # DETECTIONs of hosts inside ip_ranges
     findings_kept: int = 0
     fixed_dropped: int = 0
@@ -82,8 +83,11 @@ class DetectionSource:
     def __init__(self, post: Post, kb: KnowledgeBase, form: dict[str, str], *,
                  include: Callable[[str], bool] = lambda ip: True, vuln_types=("Vuln", "Practice"),
                  min_severity: int = 1, tmpdir: str | None = None,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Callable[[int], None] | None = None, fixed_hosts: bool = False):
         self.pull = DetectionPull(post, form, tmpdir=tmpdir)
+        # fixed_hosts: a host whose detections are all Fixed is yielded without findings (an
+        # incremental pull: its results are cleared), not left out.
+        self.fixed_hosts = fixed_hosts
         self.kb, self.include, self.tmpdir, self.progress = kb, include, tmpdir, progress
         self.vuln_types, self.min_severity = frozenset(vuln_types), min_severity
         self.stats = DetectionStats()
@@ -154,7 +158,8 @@ class DetectionSource:
             stats.fixed_dropped += fixed
             if host.detections and fixed == len(host.detections):
                 stats.hosts_only_fixed += 1
-                continue
+                if not self.fixed_hosts:
+                    continue
             stats.hosts_kept += 1
             stats.findings_kept += len(flat) // 4
             self._spool.add((address, host.os or None, host.dns or None, flat))

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 from lxml import etree
 
-from ..errors import InputFileError, ReportFormatError
+from ..errors import InputFileError, ReportFormatError, StateFileError
 from ..report.xmlguard import PARSER_OPTIONS, inspect_root, simple_return_error, translated
 from .detections import Post
 
@@ -69,30 +69,73 @@ def parse_kb(path: str) -> Iterator[Vuln]:
         raise ReportFormatError(exc.message.replace("the report", "the KnowledgeBase answer", 1), exc.hint) from None
 
 
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS {db}vuln (qid INTEGER PRIMARY KEY, title TEXT NOT NULL, "
+           "diagnosis TEXT NOT NULL, cve_ids TEXT NOT NULL, bugtraq_ids TEXT NOT NULL, modified TEXT)")
+
+
+def _row(v: Vuln) -> tuple:
+    return (v.qid, v.title, v.diagnosis, ",".join(v.cve_ids), ",".join(v.bugtraq_ids), v.modified)
+
+
 class KnowledgeBaseCache:
-    """QID → Vuln in SQLite; every ``put_many`` is one transaction (all rows or none).
+    """QID → Vuln in SQLite; every ``put_many`` (or ``commit``) is one transaction (all rows or none).
 
     ``write=False`` (a dry run): the file is only read (and not created); what is learnt is kept
-    in memory for this run."""
+    in memory for this run. ``defer=True`` (a sending run): the file is only read as well, and what
+    is learnt waits in memory until ``commit`` writes it in one transaction, which the connector
+    does only after the FMC acknowledged the delivery (README "Pulling detections instead of
+    reports"); a run that fails never calls it. ``commit`` works after ``close`` too."""
 
-    def __init__(self, path: str, *, write: bool = True):
+    def __init__(self, path: str, *, write: bool = True, defer: bool = False):
         self.path = path
-        self._pending: dict[int, Vuln] | None = None if write else {}
-        reading_only = not write and os.path.exists(path)
+        self.write, self.defer = write, defer
+        immediate = write and not defer
+        self._pending: dict[int, Vuln] | None = None if immediate else {}
+        reading_only = not immediate and os.path.exists(path)
         try:
             if reading_only:
                 self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
                 self._db.execute("SELECT COUNT(*) FROM vuln").fetchone()
             else:
-                self._db = sqlite3.connect(path if write else ":memory:", check_same_thread=False)
+                self._db = sqlite3.connect(path if immediate else ":memory:", check_same_thread=False)
                 with self._db:
-                    self._db.execute("CREATE TABLE IF NOT EXISTS vuln (qid INTEGER PRIMARY KEY, title TEXT NOT NULL, "
-                                     "diagnosis TEXT NOT NULL, cve_ids TEXT NOT NULL, bugtraq_ids TEXT NOT NULL, "
-                                     "modified TEXT)")
+                    self._db.execute(_SCHEMA.format(db=""))
         except sqlite3.Error as exc:
             raise InputFileError(f"cannot open the KnowledgeBase cache {path}: {exc}",
                                  "check the path and its permissions, or delete the file to start afresh") from None
         self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> int:
+        """How many entries wait for ``commit``."""
+        return len(self._pending or ())
+
+    def commit(self) -> int:
+        """Write what this run learnt to the file in one transaction (created mode 0600); returns how
+        many entries. Only for ``defer=True``; StateFileError if the file cannot be written."""
+        if not (self.write and self.defer):
+            raise RuntimeError("commit() is for a KnowledgeBaseCache opened with defer=True")
+        with self._lock:
+            rows = [_row(v) for v in (self._pending or {}).values()]
+            if not rows:
+                return 0
+            try:
+                if not os.path.exists(self.path):
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                db = sqlite3.connect(self.path)
+                try:
+                    with db:
+                        db.execute(_SCHEMA.format(db=""))
+                        db.executemany("INSERT OR REPLACE INTO vuln VALUES (?, ?, ?, ?, ?, ?)", rows)
+                finally:
+                    db.close()
+            except (OSError, sqlite3.Error) as exc:
+                raise StateFileError(f"cannot write the KnowledgeBase cache {self.path}: "
+                                     f"{getattr(exc, 'strerror', None) or exc}",
+                                     "check free space and permissions of the state directory; "
+                                     "the cache was left as it was") from None
+            self._pending.clear()
+            return len(rows)
 
     def close(self) -> None:
         self._db.close()
@@ -127,8 +170,7 @@ class KnowledgeBaseCache:
             with self._lock:
                 self._pending.update((v.qid, v) for v in vulns)
             return len(vulns)
-        rows = [(v.qid, v.title, v.diagnosis, ",".join(v.cve_ids), ",".join(v.bugtraq_ids), v.modified)
-                for v in vulns]
+        rows = [_row(v) for v in vulns]
         with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO vuln VALUES (?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
@@ -136,7 +178,9 @@ class KnowledgeBaseCache:
     def newest_modified(self) -> str | None:
         """The newest LAST_SERVICE_MODIFICATION_DATETIME cached (ISO UTC strings sort as times)."""
         with self._lock:
-            return self._db.execute("SELECT MAX(modified) FROM vuln").fetchone()[0]
+            stored = self._db.execute("SELECT MAX(modified) FROM vuln").fetchone()[0]
+            learnt = [v.modified for v in (self._pending or {}).values() if v.modified]
+        return max([m for m in (stored, *learnt) if m], default=None)
 
     def __len__(self) -> int:
         with self._lock:

@@ -101,6 +101,7 @@ class State:
     max_concurrent_calls: int = 0
     deleted_reports: list = field(default_factory=list)
     detection_pages: int = 0
+    detection_forms: list = field(default_factory=list)     # the parameters of every detection page answered
     kb_calls: list = field(default_factory=list)     # the ids parameter of every KB call answered
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -421,6 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, simple_return(str(exc), exc.code))
         with e.state.lock:
             e.state.detection_pages += 1
+            e.state.detection_forms.append(dict(params))
         return self._send(200, body)
 
     def _knowledge_base(self, params):
