@@ -102,6 +102,7 @@ class State:
     deleted_reports: list = field(default_factory=list)
     detection_pages: int = 0
     detection_forms: list = field(default_factory=list)     # the parameters of every detection page answered
+    detection_datetimes: list = field(default_factory=list)  # and the DATETIME each one gave
     kb_calls: list = field(default_factory=list)     # the ids parameter of every KB call answered
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -423,6 +424,8 @@ class _Handler(BaseHTTPRequestHandler):
         with e.state.lock:
             e.state.detection_pages += 1
             e.state.detection_forms.append(dict(params))
+            stamp = body.split(b"<DATETIME>", 1)[1].split(b"</DATETIME>", 1)[0]
+            e.state.detection_datetimes.append(stamp.decode())
         return self._send(200, body)
 
     def _knowledge_base(self, params):
