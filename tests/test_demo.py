@@ -25,3 +25,6 @@ def test_the_detections_demo_matches_the_emulators_open_detections(tmp_path):
     assert "MATCH: every finding inside ip_ranges arrived exactly once" in result.stdout
     assert "pull: detections" in (run_dir / "QualysGuard.yaml").read_text()
     assert (run_dir / "state" / "kb.sqlite").exists()
+    # the incremental step: four hosts changed in the emulator, only those sent, the map matches again
+    assert result.stdout.count("MATCH: every finding inside ip_ranges arrived exactly once") == 2
+    assert "second run: hosts=4 " in result.stdout and " cleared=1 " in result.stdout

@@ -56,15 +56,17 @@ def expected_findings(hosts: int, vulns: int, ip_ranges: str) -> Counter:
     return out
 
 
-def expected_detections(hosts: int, ip_ranges: str) -> Counter:
+def expected_detections(hosts, ip_ranges: str) -> Counter:
     """What a detection pull must deliver: every open (not Fixed) Confirmed/Potential detection inside
-    ip_ranges of the model the emulator generates with ``--detection-hosts hosts`` (seed 1)."""
+    ip_ranges of the model the emulator generates with ``--detection-hosts hosts`` (seed 1), or of
+    ``hosts`` when it is such a model (a copy changed as the emulator's was)."""
     from .qualys.detectionmodel import DetectionModel
     from ..ipranges import IPRanges
 
     ranges = IPRanges.parse(ip_ranges)
+    model = DetectionModel.generate(hosts) if isinstance(hosts, int) else hosts
     out: Counter = Counter()
-    for host in DetectionModel.generate(hosts).hosts:
+    for host in model.hosts:
         if host.address not in ranges:
             continue
         for d in host.detections:
@@ -73,6 +75,19 @@ def expected_detections(hosts: int, ip_ranges: str) -> Counter:
             port, proto = (d.port, d.protocol) if d.protocol in ("tcp", "udp") and d.port else (None, None)
             out[(host.address, d.qid, port, proto)] = 1
     return out
+
+
+def demo_changes(model) -> list[dict]:
+    """The incremental step's changes to the detections model: one host remediated, one QID fixed
+    on another, a new detection on a third (a QID the KnowledgeBase cache has not seen), a new host."""
+    ranges_v4 = [h for h in model.hosts if h.ip and sum(d.status != "Fixed" and d.type != "Info"
+                                                         for d in h.detections) >= 2]
+    a, b, c = ranges_v4[:3]
+    qid = next(d.qid for d in b.detections if d.status != "Fixed" and d.type != "Info")
+    return [{"op": "remediate", "host_id": a.id}, {"op": "fix", "host_id": b.id, "qid": qid},
+            {"op": "add_detection", "host_id": c.id, "qid": 990001, "port": 8443, "protocol": "tcp"},
+            {"op": "add_host", "ip": "10.0.7.250", "dns": "new.demo.example",
+             "detections": [{"qid": 990002, "port": 22, "protocol": "tcp"}]}]
 
 
 def network_map_findings(export: dict) -> Counter:
@@ -85,13 +100,60 @@ def network_map_findings(export: dict) -> Counter:
     return out
 
 
+def compare(db: str, env: dict, run_dir: str, want: Counter, returncode: int, detections: bool) -> bool:
+    """Export the FMC emulator's network map and say MATCH or MISMATCH against ``want``."""
+    export = json.loads(subprocess.run([_bin("fmc-emulator"), "export", "--db", db], env=env,
+                                       capture_output=True, text=True, check=True).stdout)
+    with open(os.path.join(run_dir, "network-map.json"), "w") as fh:
+        json.dump(export, fh, indent=1)
+    got = network_map_findings(export)
+    missing, extra = want - got, got - want
+    print(f"    network map: {len(export.get('hosts', {}))} hosts, {sum(got.values())} scan results")
+    print(f"    {'open detections' if detections else 'report'} inside ip_ranges ({IP_RANGES}): "
+          f"{sum(want.values())} findings")
+    ok = returncode == 0 and not missing and not extra
+    if ok:
+        print("    MATCH: every finding inside ip_ranges arrived exactly once, nothing else did")
+    else:
+        print(f"    MISMATCH: connector exit {returncode}, {sum(missing.values())} missing, "
+              f"{sum(extra.values())} unexpected")
+    return ok
+
+
+def incremental_step(hosts: int, qport: int, command: list[str], db: str, env: dict, run_dir: str) -> bool:
+    """--detections, second part: change the emulator's model through its control call, run the
+    connector again (an incremental pull: only the changed hosts), and compare again."""
+    import urllib.request
+    from .qualys.detectionmodel import DetectionModel
+
+    model = DetectionModel.generate(hosts)          # the emulator's model (seed 1), changed alike below
+    changes = demo_changes(model)
+    print("[+1] changing Qualys's detections: " + ", ".join(
+        f"{c['op']} {c.get('host_id') or c.get('ip')}" + (f" QID {c['qid']}" if "qid" in c else "") for c in changes))
+    for change in changes:
+        request = urllib.request.Request(f"http://127.0.0.1:{qport}/emulator/detections", method="POST",
+                                         data=json.dumps(change).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+        model.apply(change)
+    print("[+2] running the same command again (an incremental pull: only the hosts changed since the first)")
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    sys.stderr.write(result.stderr)
+    summary = [line for line in result.stderr.splitlines() if "Summary:" in line]
+    if summary:
+        print("    second run: " + summary[-1].split("Summary: ", 1)[1])
+    print("[+3] comparing the FMC network map with the changed detections")
+    return compare(db, env, run_dir, expected_detections(model, IP_RANGES), result.returncode, True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", help="run directory (default: ./demo-run-<time>)")
     parser.add_argument("--hosts", type=int, default=HOSTS, help=f"hosts in the generated report (default {HOSTS})")
     parser.add_argument("--vulns", type=int, default=VULNS, help=f"findings per host (default {VULNS})")
     parser.add_argument("--detections", action="store_true",
-                        help="pull: detections (host detection API + KnowledgeBase) instead of the template's report")
+                        help="pull: detections (host detection API + KnowledgeBase) instead of the template's report; "
+                             "then a second, incremental run after changing the emulator's detections")
     args = parser.parse_args(argv)
     from .pki import init_pki
 
@@ -143,23 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         result = subprocess.run(command, env=env)
 
         print(f"[5/5] comparing the FMC network map with the {'detections' if args.detections else 'report'}")
-        export = json.loads(subprocess.run([_bin("fmc-emulator"), "export", "--db", db], env=env,
-                                           capture_output=True, text=True, check=True).stdout)
-        with open(os.path.join(run_dir, "network-map.json"), "w") as fh:
-            json.dump(export, fh, indent=1)
-        got = network_map_findings(export)
         want = (expected_detections(args.hosts, IP_RANGES) if args.detections
                 else expected_findings(args.hosts, args.vulns, IP_RANGES))
-        missing, extra = want - got, got - want
-        print(f"    network map: {len(export.get('hosts', {}))} hosts, {sum(got.values())} scan results")
-        print(f"    {'open detections' if args.detections else 'report'} inside ip_ranges ({IP_RANGES}): "
-              f"{sum(want.values())} findings")
-        ok = result.returncode == 0 and not missing and not extra
-        if ok:
-            print("    MATCH: every finding inside ip_ranges arrived exactly once, nothing else did")
-        else:
-            print(f"    MISMATCH: connector exit {result.returncode}, {sum(missing.values())} missing, "
-                  f"{sum(extra.values())} unexpected")
+        ok = compare(db, env, run_dir, want, result.returncode, args.detections)
+        if args.detections and ok:
+            ok = incremental_step(args.hosts, qport, command, db, env, run_dir)
     finally:
         for proc in procs:
             if proc.poll() is None:
