@@ -18,6 +18,7 @@ With --detections it also measures
   pull     a Host List Detection pull of the same number of hosts (5 detections each, every status)
            from the Qualys emulator, 1,000 hosts a page, through the pager and page parser
            (qualys_connector/qualys/detections.py); no ratio to the floor (the work differs).
+           --only-detections measures the pull alone (no report is generated, parsed or sent).
 """
 from __future__ import annotations
 
@@ -234,6 +235,40 @@ def measure_on_terminal(argv: list[str], env: dict | None = None) -> tuple[float
     return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
+def measure_report_stages(args, hosts, work, env, port, pkcs12, best, rows) -> None:
+    """floor, parse, send, csvsend, refsend (and the -tty twins) of one report size, into ``rows``."""
+    report = ensure_report(args.cache, hosts)
+    findings = count_findings(report, work, env)
+    config = write_config(work, report)
+    csv_file = os.path.join(work, "count.csv")      # what parse writes, kept for the two CSV sends
+    send_args = ["-server=127.0.0.1", f"-port={port}", f"-pkcs12={pkcs12}", "-le=1"]
+    commands = {
+        "floor": [sys.executable, "-c", FLOOR, report],
+        "parse": [bin_path("qualys-connector"), f"-c={os.path.join(work, 'out.csv')}", f"-pl={config}", "-le=1"],
+        "send": [bin_path("qualys-connector"), *send_args, f"-pl={config}"],
+        "csvsend": [bin_path("qualys-connector"), *send_args, f"-pl={csv_file}", "csv"],
+        "refsend": [sys.executable, "-c", REFERENCE, "127.0.0.1", str(port), pkcs12, env["QC_PKCS12_PASSWORD"],
+                    csv_file],
+    }
+    if args.terminal:
+        commands["parse-tty"], commands["send-tty"] = commands["parse"], commands["send"]
+    for _ in range(max(1, args.repeat)):
+        for stage, argv_ in commands.items():
+            seconds, rss, cpu = (measure_on_terminal if stage.endswith("-tty") else measure)(argv_, env)
+            old = best.get(stage)
+            best[stage] = (min(seconds, old[0]), max(rss, old[1]), min(cpu, old[2])) if old else (seconds, rss, cpu)
+    csv_lines = sum(1 for _ in open(csv_file, "rb"))
+    for stage, (seconds, rss, cpu) in best.items():
+        # parse and send are compared to the XML floor, csvsend to the reference client
+        floor_t, _, floor_cpu = best["refsend" if stage in ("csvsend", "refsend") else "floor"]
+        rows.append({"hosts": hosts, "stage": stage, "seconds": round(seconds, 3),
+                     "findings": findings, "findings_per_s": round(findings / seconds) if seconds else None,
+                     "peak_rss_mb": round(rss / 2**20, 1),
+                     "ratio_to_floor": round(seconds / floor_t, 2) if floor_t else None,
+                     "cpu_s": round(cpu, 3), "cpu_ratio_to_floor": round(cpu / floor_cpu, 2) if floor_cpu else None,
+                     "report_mb": round(os.path.getsize(report) / 1e6, 1), "csv_lines": csv_lines})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="qualys-connector benchmark (see BENCHMARKS.md)")
     parser.add_argument("--quick", action="store_true", help="only the smallest report (1,000 hosts)")
@@ -245,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                              "largest peak RSS (a shared VM's noise only ever adds time)")
     parser.add_argument("--detections", action="store_true",
                         help="also time a Host List Detection pull of each size from the Qualys emulator")
+    parser.add_argument("--only-detections", action="store_true",
+                        help="time only the detection pull (no report is generated, parsed or sent)")
     parser.add_argument("--terminal", action="store_true",
                         help="also run parse and send on a pseudo-terminal, with the live progress display "
                              "(stages parse-tty, send-tty), to see what the display costs")
@@ -258,28 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     sink = None
     try:
         sink, port, pkcs12 = start_sink(work, env)
+        args.detections = args.detections or args.only_detections
         for hosts in sizes:
-            report = ensure_report(args.cache, hosts)
-            findings = count_findings(report, work, env)
-            config = write_config(work, report)
-            csv_file = os.path.join(work, "count.csv")      # what parse writes, kept for the two CSV sends
-            send_args = ["-server=127.0.0.1", f"-port={port}", f"-pkcs12={pkcs12}", "-le=1"]
-            commands = {
-                "floor": [sys.executable, "-c", FLOOR, report],
-                "parse": [bin_path("qualys-connector"), f"-c={os.path.join(work, 'out.csv')}", f"-pl={config}", "-le=1"],
-                "send": [bin_path("qualys-connector"), *send_args, f"-pl={config}"],
-                "csvsend": [bin_path("qualys-connector"), *send_args, f"-pl={csv_file}", "csv"],
-                "refsend": [sys.executable, "-c", REFERENCE, "127.0.0.1", str(port), pkcs12, env["QC_PKCS12_PASSWORD"],
-                            csv_file],
-            }
-            if args.terminal:
-                commands["parse-tty"], commands["send-tty"] = commands["parse"], commands["send"]
             best: dict[str, tuple[float, int, float]] = {}
-            for _ in range(max(1, args.repeat)):
-                for stage, argv_ in commands.items():
-                    seconds, rss, cpu = (measure_on_terminal if stage.endswith("-tty") else measure)(argv_, env)
-                    old = best.get(stage)
-                    best[stage] = (min(seconds, old[0]), max(rss, old[1]), min(cpu, old[2])) if old else (seconds, rss, cpu)
+            if not args.only_detections:
+                measure_report_stages(args, hosts, work, env, port, pkcs12, best, rows)
             if args.detections:
                 qualys, url = start_qualys(work, env, hosts)
                 try:
@@ -292,24 +312,13 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     qualys.terminate()
                     qualys.wait(timeout=10)
-            csv_lines = sum(1 for _ in open(csv_file, "rb"))
-            for stage, (seconds, rss, cpu) in best.items():
-                if stage == "pull":     # a different job: no floor to compare with
-                    rows.append({"hosts": hosts, "stage": stage, "seconds": round(seconds, 3),
-                                 "findings": hosts * PULL_DETECTIONS,
-                                 "findings_per_s": round(hosts * PULL_DETECTIONS / seconds) if seconds else None,
-                                 "peak_rss_mb": round(rss / 2**20, 1), "ratio_to_floor": None,
-                                 "cpu_s": round(cpu, 3), "cpu_ratio_to_floor": None, "report_mb": None,
-                                 "csv_lines": None})
-                    continue
-                # parse and send are compared to the XML floor, csvsend to the reference client
-                floor_t, _, floor_cpu = best["refsend" if stage in ("csvsend", "refsend") else "floor"]
-                rows.append({"hosts": hosts, "stage": stage, "seconds": round(seconds, 3),
-                             "findings": findings, "findings_per_s": round(findings / seconds) if seconds else None,
-                             "peak_rss_mb": round(rss / 2**20, 1),
-                             "ratio_to_floor": round(seconds / floor_t, 2) if floor_t else None,
-                             "cpu_s": round(cpu, 3), "cpu_ratio_to_floor": round(cpu / floor_cpu, 2) if floor_cpu else None,
-                             "report_mb": round(os.path.getsize(report) / 1e6, 1), "csv_lines": csv_lines})
+                seconds, rss, cpu = best["pull"]    # a different job: no floor to compare with
+                rows.append({"hosts": hosts, "stage": "pull", "seconds": round(seconds, 3),
+                             "findings": hosts * PULL_DETECTIONS,
+                             "findings_per_s": round(hosts * PULL_DETECTIONS / seconds) if seconds else None,
+                             "peak_rss_mb": round(rss / 2**20, 1), "ratio_to_floor": None,
+                             "cpu_s": round(cpu, 3), "cpu_ratio_to_floor": None, "report_mb": None,
+                             "csv_lines": None})
     finally:
         if sink is not None:
             sink.terminate()
