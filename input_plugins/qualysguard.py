@@ -198,8 +198,8 @@ def produce_detections(cfg, job) -> None:
                 job.log.info("read %d detection pages: %d hosts, %d inside ip_ranges; %d distinct QIDs, "
                              "%d KnowledgeBase calls", stats.pages, stats.hosts_total, stats.hosts_kept,
                              stats.qids, stats.kb_calls)
-                if not dry_run:
-                    job.after_delivery.append(cache.commit)
+                if not dry_run and getattr(job, "after_delivery", None) is not None:
+                    job.after_delivery.append(cache.commit)     # the core calls it once the FMC acknowledged
                 if incremental and not stats.hosts_kept:
                     job.log.info("no host changed since %s (Qualys lists none inside ip_ranges processed after %s); "
                                  "nothing to send", since, after)
