@@ -151,3 +151,18 @@ def test_resync_pulls_everything_and_clears_what_an_incremental_run_cannot_see(t
     assert arrived(db) == truth(model) and gone.ip not in {ip for ip, *_ in arrived(db)}
     _, watermark, hosts = the_record(tmp_path)
     assert watermark == qualys.state.detection_datetimes[forms_before] and gone.ip not in hosts
+
+
+def test_a_resync_that_finds_nothing_still_clears_the_records_hosts_after_a_set_source(tmp_path, setup):
+    model, qualys, fmc, db, send = setup
+    assert run_cli(*send, env=env(tmp_path)).returncode == 0
+    _, _, hosts1 = the_record(tmp_path)
+    config = write_config(tmp_path, qualys.url, ip_ranges="192.0.2.0/24", max_clear="100%")   # nothing of ours left
+    messages_before = len(fmc.messages)
+    run = run_cli(*send[:-1], f"-plugininfo={config}", "-resync", env=env(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert "no open detections to send" in run.stderr and f"cleared={len(hosts1)} " in run.stderr
+    payload = b"".join(fmc.messages[messages_before:]).decode().splitlines()
+    assert payload[0] == "SetSource,QualysGuard" and payload[-1] == "ScanUpdate"
+    assert arrived(db) == set()
+    assert the_record(tmp_path)[2] == set()
