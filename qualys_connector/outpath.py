@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from . import tempnames
 from .diskfull import writing
-from .errors import Interrupted, UsageError
+from .errors import UsageError
+from .stopping import interruptible_sleep
 
 STDOUT = "-"
 _STREAM_LOCK = threading.Lock()     # process-multiple: one template's lines at a time on a stream
@@ -158,12 +159,10 @@ def _open_stream(path: str, what: str, stop: threading.Event | None) -> int:
         except OSError as exc:
             if exc.errno != errno.ENXIO:
                 raise
-        if stop is not None and stop.is_set():
-            raise Interrupted(f"stopped while waiting for a reader of {what} {path}")
-        if stop is not None:
-            stop.wait(0.2)
-        else:
+        if stop is None:
             time.sleep(0.2)
+        else:
+            interruptible_sleep(stop, 0.2, f"stopped while waiting for a reader of {what} {path}")
     os.set_blocking(fd, True)
     return fd
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -48,3 +49,13 @@ def run_cli(*args, cwd=None, env=None, program="qualys_connector", timeout=120):
     module = {"qualys_connector": "qualys_connector", "process-multiple": "qualys_connector.multi_main"}[program]
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def wait_for(condition, timeout=30):
+    """True as soon as ``condition()`` holds (polled every 20 ms), False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False

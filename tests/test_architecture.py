@@ -14,6 +14,7 @@ Imports under ``if TYPE_CHECKING:`` only name types and are not counted. Functio
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 from pathlib import Path
 
@@ -23,7 +24,7 @@ PACKAGES = ("qualys_connector", "input_plugins")
 # The command-line edge: parses arguments, installs signal handlers, turns errors into exit codes.
 EDGE = {"qualys_connector.cli", "qualys_connector.multi", "qualys_connector.multi_main",
         "qualys_connector.__main__", "qualys_connector.argv", "qualys_connector.edge",
-        "qualys_connector.censys.cli", "qualys_connector.liveprogress"}
+        "qualys_connector.censys.cli", "qualys_connector.liveprogress", "qualys_connector.serveraddr"}
 # Beside the product, never imported by it: emulators and developer tools (pki, demo).
 DEV = "qualys_connector.emulators"
 # Known cycles, to be removed, never added to (none left: the signal handling moved to edge.py).
@@ -228,3 +229,108 @@ def test_an_import_cycle_fails_but_a_type_checking_import_does_not(tmp_path):
     typed = make_tree(tmp_path / "b", {"qualys_connector/text.py": (
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .report import reader\n")})
     assert violations(typed) == []
+
+
+# ---------------------------------------------------------------- the layers of the diagram
+DOC = REPO / "docs" / "architecture.md"
+LAYERS = ("edge", "core", "plugins", "protocols", "foundations")   # top to bottom; "beside" is DEV
+_TOKEN = re.compile(r"(?<![\w./])((?:[a-z_0-9]+/)*[a-z_0-9]+\.py|[a-z_0-9]+/)(?![\w/])")
+
+
+def _token_module(token: str) -> str:
+    """``censys/cli.py`` -> qualys_connector.censys.cli; ``report/`` -> qualys_connector.report.*
+    (the package and all in it); ``input_plugins/csv.py`` -> input_plugins.csv (paths are relative
+    to qualys_connector/, a package's ``__init__.py`` names the package itself)."""
+    parts = token.removesuffix(".py").strip("/").split("/")
+    if parts[-1] == "__init__":
+        parts.pop()
+    name = ".".join(parts if parts[:1] == ["input_plugins"] else ["qualys_connector", *parts])
+    return name + ".*" if token.endswith("/") else name
+
+
+def diagram_layers(doc: str) -> dict[str, str]:
+    """Module or package -> layer, from the first text diagram of ``doc``: a line that starts
+    with a layer's name opens it; every ``x.py``, ``pkg/x.py`` and ``pkg/`` after it is in it."""
+    diagram = doc.split("```")[1]
+    placed: dict[str, str] = {}
+    layer = None
+    for line in diagram.splitlines():
+        first = line.split()[0] if line.split() else ""
+        if line[:1] == " " and line[1:2] != " " and first in (*LAYERS, "beside"):
+            layer = first
+        if layer:
+            for token in _TOKEN.findall(line):
+                placed.setdefault(_token_module(token), layer)
+    return placed
+
+
+def layer_of(module: str, placed: dict[str, str]) -> str | None:
+    """The layer of the most specific entry naming ``module`` or a package holding it."""
+    if module in placed:
+        return placed[module]
+    best = max((name for name in placed if name.endswith(".*") and _under(module, name[:-2])), key=len, default=None)
+    return placed[best] if best else None
+
+
+def layer_violations(root: Path, doc: str) -> list[str]:
+    """Modules the diagram leaves out or names wrongly, and every import of a higher layer."""
+    graph = import_graph(root)
+    placed = diagram_layers(doc)
+    problems = [f"{name} is named in the diagram but does not exist" for name in sorted(placed)
+                if name.removesuffix(".*") not in graph]
+    for module in sorted(graph):
+        if layer_of(module, placed) is None:
+            problems.append(f"{module} is in no layer of the diagram")
+    for module, deps in sorted(graph.items()):
+        mine = layer_of(module, placed)
+        if mine in (None, "beside"):
+            continue
+        for dep in sorted(deps):
+            theirs = layer_of(dep, placed)
+            if theirs in LAYERS and LAYERS.index(theirs) < LAYERS.index(mine):
+                problems.append(f"{module} ({mine}) imports {dep} ({theirs}): a higher layer")
+    return problems
+
+
+def test_every_module_sits_in_one_layer_of_the_diagram_and_imports_only_its_own_or_lower():
+    assert layer_violations(REPO, DOC.read_text()) == []
+
+
+def test_the_edge_of_the_never_rules_is_the_edge_layer_of_the_diagram():
+    placed = diagram_layers(DOC.read_text())
+    # and the plugin lookup, which only the edge may import (a never rule of its own)
+    assert {m for m in import_graph(REPO) if layer_of(m, placed) == "edge"} == EDGE | {"input_plugins"}
+
+
+def test_every_module_is_named_in_the_architecture_doc():
+    """By its path under qualys_connector/ (``censys/events.py``), so a newcomer finds each one."""
+    doc = DOC.read_text()
+    missing = [str(path.relative_to(REPO / "qualys_connector")) for path in sorted((REPO / "qualys_connector").rglob("*.py"))
+               if path.name != "__init__.py" and str(path.relative_to(REPO / "qualys_connector")) not in doc
+               and not (path.parent.name == "qualys_connector" and path.name in doc)]
+    assert missing == []
+
+
+SYNTHETIC_DIAGRAM = """
+```
+ edge          cli.py
+ core          pipeline.py
+ protocols     report/  hostinput/
+ foundations   text.py  __init__.py  input_plugins/
+ beside        emulators/
+```
+"""
+
+
+def test_a_lower_layer_importing_a_higher_one_fails(tmp_path):
+    assert layer_violations(make_tree(tmp_path / "a", {}), SYNTHETIC_DIAGRAM) == []
+    root = make_tree(tmp_path / "b", {"qualys_connector/text.py": "from .hostinput import codec\n"})
+    assert layer_violations(root, SYNTHETIC_DIAGRAM) == [
+        "qualys_connector.text (foundations) imports qualys_connector.hostinput.codec (protocols): a higher layer"]
+
+
+def test_a_module_the_diagram_leaves_out_or_a_name_it_invents_fails(tmp_path):
+    root = make_tree(tmp_path, {"qualys_connector/extra.py": ""})
+    assert layer_violations(root, SYNTHETIC_DIAGRAM.replace("cli.py", "cli.py gone.py")) == [
+        "qualys_connector.gone is named in the diagram but does not exist",
+        "qualys_connector.extra is in no layer of the diagram"]

@@ -28,3 +28,26 @@ def test_the_detections_demo_matches_the_emulators_open_detections(tmp_path):
     # the incremental step: four hosts changed in the emulator, only those sent, the map matches again
     assert result.stdout.count("MATCH: every finding inside ip_ranges arrived exactly once") == 2
     assert "second run: hosts=4 " in result.stdout and " cleared=1 " in result.stdout
+
+
+def test_the_demos_expectation_at_its_default_size_is_what_the_report_holds(tmp_path):
+    """The default demo report holds QIDs the generator made both Ig and Practice on one host:
+    with vuln_types Vuln, Practice the Practice finding is the one sent, so it is expected too."""
+    from operator import attrgetter
+
+    from qualys_connector.emulators import demo
+    from qualys_connector.emulators.qualys.reportgen import generate_report
+    from qualys_connector.ipranges import IPRanges
+    from qualys_connector.report import open_report
+
+    path = tmp_path / "demo.xml"
+    with open(path, "wb") as out:
+        generate_report(out, hosts=demo.HOSTS, vulns_per_host=demo.VULNS)
+    ranges = IPRanges.parse(demo.IP_RANGES)
+    got = {}
+    with open_report(str(path), include=lambda ip: ip in ranges, distinct_by=attrgetter("fmc_key")) as report:
+        for host in report.hosts():
+            for f in host.findings:
+                port, proto = (f.port, f.protocol) if f.protocol in ("tcp", "udp") else (None, None)
+                got[(host.ip, f.qid, port, proto)] = 1
+    assert dict(demo.expected_findings(demo.HOSTS, demo.VULNS, demo.IP_RANGES)) == got

@@ -6,8 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
+from conftest import wait_for
 from qualys_connector import tempnames
 from qualys_connector.emulators.qualys.server import QualysEmulator, TemplateSpec
 from qualys_connector.qualys.launched import SUBDIR, LaunchedReports
@@ -28,15 +28,6 @@ def start(tmp_path, config, lock_dir):
     return subprocess.Popen([sys.executable, "-m", "qualys_connector", f"-plugininfo={config}",
                              f"-csvfile={tmp_path / 'out' / 'Out.csv'}"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(predicate, seconds=30):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_the_next_run_deletes_the_report_and_the_files_a_killed_run_left(tmp_path, lock_dir):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import CLIENT_PASSWORD
+from conftest import CLIENT_PASSWORD, wait_for
 from qualys_connector import metrics
 from qualys_connector.emulators.fmc.server import FMCEmulator
 from qualys_connector.emulators.qualys.server import QualysEmulator, TemplateSpec
@@ -39,15 +39,6 @@ def result_of(series, prefix="qualys_connector", **labels) -> str:
             if v == 1 and all(dict(k).get(n) == v2 for n, v2 in labels.items())]
     assert len(ones) == 1, series[f"{prefix}_last_run_result"]
     return ones[0]
-
-
-def wait_for(condition, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 # ---------------------------------------------------------------- the format, pure

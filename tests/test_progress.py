@@ -281,3 +281,16 @@ def test_process_multiple_shows_one_row_per_template(tmp_path, pki):
     assert all(LOG_LINE.match(line) for line in lines)
     assert "Summary: templates=2 ok=2 failed=0" in lines[-1]
     assert (tmp_path / "424242_Out.csv").exists() and (tmp_path / "535353_Out.csv").exists()
+
+
+def test_scripts_demo_at_a_terminal_shows_the_bars_and_still_matches(tmp_path):
+    """The README's first command, run by a person: the connector it starts draws its rows."""
+    code, seen = run_in_terminal(["--dir", str(tmp_path / "demo"), "--hosts", "300", "--vulns", "4"],
+                                 {**{k: v for k, v in os.environ.items() if k != "NO_COLOR"}, "TERM": "xterm"},
+                                 timeout=180,
+                                 module="qualys_connector.emulators.demo")
+    assert code == 0, seen
+    plain = ESCAPE.sub("", seen)
+    assert "\x1b[?25l" in seen and "━" in plain                   # a live display with bars
+    assert re.search(r"messages ([\d,]+) of \1", plain)
+    assert "MATCH: every finding inside ip_ranges arrived exactly once" in plain

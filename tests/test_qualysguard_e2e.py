@@ -30,8 +30,8 @@ def write_config(tmp_path, url, **extra):
 def expected(hosts=HOSTS, vulns=VULNS, ranges=RANGES, types=("Vuln", "Practice")):
     ranges = IPRanges.parse(ranges)
     out = Counter()
-    for ip, qid, port, proto, kind in expected_findings(hosts=hosts, vulns_per_host=vulns):
-        if kind in types and ip in ranges:
+    for ip, qid, port, proto, kind in expected_findings(hosts=hosts, vulns_per_host=vulns, types=types):
+        if ip in ranges:
             if proto not in ("tcp", "udp"):
                 port = proto = None
             out[(ip, qid, port, proto)] = 1   # the FMC sees icmp and host-level alike

@@ -106,3 +106,22 @@ def test_censys_api_key_from_a_file(tmp_path):
         ok = run(CENSYS_ASM_API_KEY_FILE=str(tmp_path / "key"))
         assert ok.returncode == 0, ok.stderr
         assert qualys.state.asset_ips == {"198.51.100.31"}
+
+
+def test_every_secret_variable_the_code_reads_has_its_file_form_in_the_readme():
+    """Secrets are read only through read_secret (directly or as a key's ``env=``), so each has an
+    X_FILE form; the README's Secrets section must list every one of them."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    source = "".join(p.read_text() for d in ("qualys_connector", "input_plugins")
+                     for p in (repo / d).rglob("*.py") if "emulators" not in p.parts)
+    names = set(re.findall(r'(?:read_secret\(|env=)"([A-Z0-9_]+)"', source))
+    assert {"QC_PKCS12_PASSWORD", "QC_QUALYS_PASSWORD", "QC_PROXY_PASSWORD", "CENSYS_ASM_API_KEY"} <= names
+    readme = (repo / "README.md").read_text()
+    secrets = readme.split("## Secrets", 1)[1].split("\n## ", 1)[0]
+    assert [n for n in sorted(names) if f"`{n}_FILE`" not in secrets] == []
+    # and no secret reaches the code through os.environ directly
+    assert not re.search(r'environ(?:\.get)?[\[(]"(?:%s)"' % "|".join(n for n in names if n != "QC_PKCS12_PASSWORD"),
+                         source)

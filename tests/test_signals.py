@@ -4,9 +4,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-from conftest import CLIENT_PASSWORD
+from conftest import CLIENT_PASSWORD, wait_for
 from qualys_connector.emulators.fmc.server import FMCEmulator
 from qualys_connector.emulators.qualys.server import QualysEmulator, TemplateSpec
 
@@ -24,15 +23,6 @@ def start(tmp_path, url, fmc_port, pkcs12):
     proc = subprocess.Popen([sys.executable, "-m", "qualys_connector", "-se=127.0.0.1", f"-po={fmc_port}",
                              f"-pk={pkcs12}", f"-pl={config}"], env=env, stderr=subprocess.PIPE, text=True)
     return proc, scratch
-
-
-def wait_for(condition, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_sigterm_while_sending(tmp_path, pki):

@@ -47,8 +47,8 @@ def expected_findings(hosts: int, vulns: int, ip_ranges: str) -> Counter:
 
     ranges = IPRanges.parse(ip_ranges)
     out: Counter = Counter()
-    for ip, qid, port, proto, kind in gen(hosts=hosts, vulns_per_host=vulns):
-        if kind not in ("Vuln", "Practice") or ip not in ranges:
+    for ip, qid, port, proto, kind in gen(hosts=hosts, vulns_per_host=vulns, types=("Vuln", "Practice")):
+        if ip not in ranges:
             continue
         if proto not in ("tcp", "udp"):
             port, proto = None, None

@@ -235,15 +235,19 @@ def _write_glossary(write, qids: list[int], seed: int) -> None:
 
 
 def expected_findings(*, hosts: int, vulns_per_host: int = 20, distinct_qids: int = 2000, ipv6_every: int = 10,
-                      seed: int = 1, network: str = "10.0.0.0/8", **_ignored) -> Iterator[tuple]:
-    """(fmc_ip, qid, port, protocol, type) for every distinct (qid, port, protocol) of every host."""
+                      seed: int = 1, network: str = "10.0.0.0/8", types=None, **_ignored) -> Iterator[tuple]:
+    """(fmc_ip, qid, port, protocol, type) for every distinct (qid, port, protocol) of every host.
+
+    ``types`` (report TYPEs, e.g. ``("Vuln", "Practice")``) keeps only those, chosen before the
+    first of a (qid, port, protocol) wins, as a reader filtering by ``vuln_types`` does: a QID the
+    generator made both ``Ig`` and ``Practice`` on one host is then the ``Practice`` finding."""
     qids = _qids(distinct_qids)
     base = int(ipaddress.IPv4Network(network).network_address)
     for index in range(hosts):
         ip, v6, _, findings = _host(index, seed, vulns_per_host, qids, ipv6_every, base)
         seen = set()
         for qid, kind, port, proto, *_ in findings:
-            if (qid, port, proto) in seen:
+            if (types is not None and kind not in types) or (qid, port, proto) in seen:
                 continue
             seen.add((qid, port, proto))
             yield (v6 or ip, qid, port, proto, kind)
