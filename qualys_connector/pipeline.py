@@ -118,11 +118,17 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
                 raise held_error(clearing, "written")
             return summary
         summary.outcome = "sending"
+        to_send = spool
+        if job.checked_file is not None:      # a file the plugin checked whole: sent from where it lies
+            if clearing is not None or os.path.getsize(spool):
+                raise AssertionError("a plugin handed a checked file over and wrote lines as well")
+            job.checked_file.still_same()
+            to_send = job.checked_file.path
         context = client_context(identity, trust)
         with HostInputClient(options.server, options.port, context, ipv6=options.ipv6,
                              timeout=options.timeout) as client:
             log.info("connected to the FMC at %s, MAX_SIZE %d", client.where, client.max_size)
-            send_file(spool, client, shorten=plugin.SHORTEN, stats=summary.delivery, stop=stop, live=progress)
+            send_file(to_send, client, shorten=plugin.SHORTEN, stats=summary.delivery, stop=stop, live=progress)
         summary.outcome = "delivered"
         if clearing is not None:    # only now: the FMC acknowledged every DATA message without error
             clearing.commit()

@@ -7,14 +7,44 @@ finds plugins and hands its lookup in with ``use_plugins``.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Protocol, Sequence, runtime_checkable
 
-from .errors import Interrupted
+from .errors import InputFileError, Interrupted
 from .progress import NO_PROGRESS, Progress
 from .runinfo import Summary
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A file a plugin checked whole and hands on to be sent as it is, instead of copying it.
+
+    Sending a user's large host input file straight from where it lies spares writing a copy
+    and reading it back. What was checked is what goes out: the file must still be the same
+    file of the same size and modification time when the send starts (``still_same``).
+    """
+
+    path: str
+    identity: tuple[int, int, int, int]     # device, inode, size, mtime in ns
+
+    @classmethod
+    def of(cls, path: str, fh: BinaryIO) -> "CheckedFile":
+        st = os.fstat(fh.fileno())
+        return cls(path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+
+    def still_same(self) -> None:
+        """Raises InputFileError if the file changed (or was replaced) since it was checked."""
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise InputFileError(f"host input file {self.path} cannot be read any more: {exc.strerror}",
+                                 "run again once the file is in place; nothing was sent") from None
+        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self.identity:
+            raise InputFileError(f"host input file {self.path} changed after it was checked",
+                                 "run again once nothing writes to it; nothing was sent")
 
 
 @dataclass
@@ -39,6 +69,9 @@ class Job:
     # calls clearing.sent(ip) for every host it sent results for and clearing.absent(ip) for
     # every host of its source without anything to send.
     clearing: object = None
+    # Set by a plugin that wrote nothing to ``out`` but checked a whole file to send as it is
+    # (never in a dry run, whose file is written through the spool).
+    checked_file: CheckedFile | None = None
 
     def check_stop(self) -> None:
         if self.stop.is_set():
