@@ -18,7 +18,6 @@ from .delivery import send_file
 from .diskfull import writing
 from .errors import ClearingHeld, ConnectorError, UsageError
 from .hostinput.client import HostInputClient
-from .hostinput.pkcs12 import client_context, find_pkcs12, fmc_trust, load_identity, report_trust
 from .logsetup import add_secret, get_logger
 from .outpath import check_output_path, make_spool, publish
 from .plugin import InputPlugin, Job, find_plugin
@@ -89,6 +88,8 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
         plugin, config = prepare(options, log)
     identity = None
     if not options.csvfile:
+        # Only a send needs the certificate code (and cryptography): a dry run does not import it.
+        from .hostinput.pkcs12 import client_context, find_pkcs12, fmc_trust, load_identity, report_trust
         add_secret(options.password)
         identity = load_identity(find_pkcs12(options.pkcs12), options.password)
         log.info("client certificate %s (%s)", identity.path, identity.subject)
