@@ -6,6 +6,8 @@ is refused with its line number, so nothing is half-sent. So is a line holding a
 no host input command holds one, and what the FMC would make of it (a cut-off line?) is unknown.
 The check runs a megabyte at a time (``codec.check_lines``); a block it does not vouch for is
 read again line by line with ``decode``, which names the line and what is wrong with it.
+When sending, the checked file is not copied: the pipeline sends it from where it lies
+(``Job.checked_file``), after making sure it did not change since the check.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import os
 from qualys_connector.errors import InputFileError, UsageError
 from qualys_connector.hostinput import CommandSyntaxError, decode
 from qualys_connector.hostinput.codec import check_lines
-from qualys_connector.hostinput.lineblocks import line_blocks
+from qualys_connector.hostinput.lineblocks import CheckedFile, line_blocks
 
 NAME = "csv"
 SUMMARY = "send a host input CSV file as it is"
@@ -50,8 +52,8 @@ def _check_block(block: bytes) -> list[int] | None:
     return check_lines(text, ("AddScanResult", "AddHost"))
 
 
-def _check_lines(block: bytes, number: int, path: str, job) -> int:
-    """Check, copy and count the lines of ``block`` one by one; returns the last line number."""
+def _check_lines(block: bytes, number: int, path: str, job, out) -> int:
+    """Check, count and copy (to ``out`` unless None) the lines of ``block`` one by one; the last line number."""
     for number, raw in enumerate(io.BytesIO(block), number + 1):
         try:
             text = raw.decode("utf-8")
@@ -66,7 +68,8 @@ def _check_lines(block: bytes, number: int, path: str, job) -> int:
             command = decode(text)
         except CommandSyntaxError as exc:
             raise InputFileError(f"{path}, line {number}: {exc}", "fix the line; nothing was sent") from None
-        job.out.write(raw)
+        if out is not None:
+            out.write(raw)
         if command is not None:
             job.summary.commands += 1
             if command.name == "AddScanResult":
@@ -86,18 +89,22 @@ def produce(job) -> None:
         raise InputFileError(f"host input file {path} does not exist", "check -plugininfo") from None
     except OSError as exc:
         raise InputFileError(f"cannot read host input file {path}: {exc.strerror}") from None
+    out = job.out if job.dry_run else None      # a send takes the checked file as it is
     with fh:
         number = 0
         for block in line_blocks(fh):
             counts = _check_block(block)
             if counts is None:                  # something to look at closely: line by line
-                number = _check_lines(block, number, path, job)
+                number = _check_lines(block, number, path, job, out)
                 continue
-            job.out.write(block)
+            if out is not None:
+                out.write(block)
             job.summary.commands += counts[0]
             job.summary.findings += counts[1]
             job.summary.hosts += counts[2]
             number += counts[0]
+        if out is None:
+            job.checked_file = CheckedFile.of(path, fh)
     if job.summary.commands == 0:
         job.log.warning("%s holds no commands (empty, or only comments): there is nothing to deliver", path)
     else:

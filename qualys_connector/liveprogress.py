@@ -12,13 +12,14 @@ import os
 import sys
 import threading
 import time
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress as RichProgress, SpinnerColumn, TaskProgressColumn, TextColumn, \
-    TimeElapsedColumn
+from typing import TYPE_CHECKING
 
 from . import logsetup
 from .progress import NO_PROGRESS, Progress
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
 
 REFRESH_EVERY = 0.25    # seconds between two pushes of a row's counts to rich (updates between are only stored)
 
@@ -39,6 +40,10 @@ class Terminal:
     """The live display; ``row(label)`` hands out one ``progress.Progress`` per run or template."""
 
     def __init__(self, stream=None):
+        # rich is imported only for a terminal: runs from cron or a pipe do not pay for it
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress as RichProgress, SpinnerColumn, TaskProgressColumn, \
+            TextColumn, TimeElapsedColumn
         self._stream = sys.stderr if stream is None else stream
         self.console = Console(file=self._stream)
         self.bars = RichProgress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),

@@ -18,7 +18,6 @@ from .delivery import send_file
 from .diskfull import writing
 from .errors import ClearingHeld, ConnectorError, UsageError
 from .hostinput.client import HostInputClient
-from .hostinput.pkcs12 import client_context, find_pkcs12, fmc_trust, load_identity, report_trust
 from .logsetup import add_secret, get_logger
 from .outpath import check_output_path, make_spool, publish
 from .plugin import InputPlugin, Job, find_plugin
@@ -89,6 +88,8 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
         plugin, config = prepare(options, log)
     identity = None
     if not options.csvfile:
+        # Only a send needs the certificate code (and cryptography): a dry run does not import it.
+        from .hostinput.pkcs12 import client_context, find_pkcs12, fmc_trust, load_identity, report_trust
         add_secret(options.password)
         identity = load_identity(find_pkcs12(options.pkcs12), options.password)
         log.info("client certificate %s (%s)", identity.path, identity.subject)
@@ -117,7 +118,13 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
             if clearing is not None and clearing.plan.held:     # a dry run never writes the record
                 raise held_error(clearing, "written")
             return summary
-        if os.path.getsize(spool) == 0:     # e.g. an incremental pull that found no change
+        to_send = spool
+        if job.checked_file is not None:      # a file the plugin checked whole: sent from where it lies
+            if clearing is not None or os.path.getsize(spool):
+                raise AssertionError("a plugin handed a checked file over and wrote lines as well")
+            job.checked_file.still_same()
+            to_send = job.checked_file.path
+        if os.path.getsize(to_send) == 0:     # e.g. an incremental pull that found no change
             log.info("nothing to send: the FMC was not contacted")
         else:
             summary.outcome = "sending"
@@ -125,7 +132,8 @@ def run(options: Options, *, plugin: InputPlugin | None = None, config=None, log
             with HostInputClient(options.server, options.port, context, ipv6=options.ipv6,
                                  timeout=options.timeout) as client:
                 log.info("connected to the FMC at %s, MAX_SIZE %d", client.where, client.max_size)
-                send_file(spool, client, shorten=plugin.SHORTEN, stats=summary.delivery, stop=stop, live=progress)
+                send_file(to_send, client, shorten=plugin.SHORTEN, stats=summary.delivery, stop=stop,
+                          live=progress)
         summary.outcome = "delivered"
         # Only now: the FMC acknowledged every DATA message without error. Caches first, the
         # record last: a cache that fails to commit leaves the record (and its watermark) as it

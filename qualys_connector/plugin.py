@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Protocol, Sequence, runtime_checkable
 
 from .errors import Interrupted
+from .hostinput.lineblocks import CheckedFile
 from .progress import NO_PROGRESS, Progress
 from .runinfo import Summary
 
@@ -44,6 +45,9 @@ class Job:
     # core calls after the delivery, before the delivery record is committed; never on a dry run
     # or a failed run.
     after_delivery: list = field(default_factory=list)
+    # Set by a plugin that wrote nothing to ``out`` but checked a whole file to send as it is
+    # (never in a dry run, whose file is written through the spool).
+    checked_file: CheckedFile | None = None
 
     def check_stop(self) -> None:
         if self.stop.is_set():

@@ -207,3 +207,27 @@ def test_the_whole_line_pattern_accepts_exactly_the_lines_split_fields_accepts(p
     for _ in range(20000):
         line = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
         assert (pattern.fullmatch(line) is not None) == isinstance(outcome(c.split_fields, line), list), repr(line)
+
+
+def test_a_block_check_never_lets_a_quoted_field_run_on_over_a_line_end():
+    """The block pattern allows LF inside quotes; the even-quotes rule must refuse every such block."""
+    rng = random.Random(23)
+    pieces = ['AddHost,', 'a', ' ', '\t', ',', '"', '""', 'é', '\n']
+    vouched = 0
+    for _ in range(20000):
+        text = "AddHost," + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        text = text.replace("\n", "\nAddHost,") + "\n"         # every line starts with a command name
+        counts = c.check_lines(text, ("AddHost",))
+        lines = text.split("\n")[:-1]
+        accepted = all(isinstance(outcome(c.split_fields, line), list) for line in lines)
+        assert (counts is not None) == accepted, repr(text)
+        if counts is not None:
+            vouched += 1
+            assert counts == [len(lines), len(lines)]
+    assert vouched > 1000
+
+
+def test_a_block_with_a_quoted_field_over_two_lines_is_left_to_the_line_by_line_check():
+    text = 'AddHost,"a\nAddHost,b",c\n'
+    assert c.check_lines(text) is None
+    assert c.check_lines('AddHost,"a"\nAddHost,"b"",c"\n') == [2]

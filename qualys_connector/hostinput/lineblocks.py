@@ -6,7 +6,11 @@ per block. Memory stays at one block, whatever the size of the file.
 """
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import BinaryIO, Iterator
+
+from ..errors import InputFileError
 
 BLOCK = 1 << 20
 
@@ -21,3 +25,32 @@ def line_blocks(fh: BinaryIO, size: int | None = None) -> Iterator[bytes]:
         if not block.endswith(b"\n"):
             block += fh.readline()
         yield block
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A file a plugin checked whole and hands on to be sent as it is, instead of copying it.
+
+    Sending a user's large host input file straight from where it lies spares writing a copy
+    and reading it back. What was checked is what goes out: the file must still be the same
+    file of the same size and modification time when the send starts (``still_same``).
+    """
+
+    path: str
+    identity: tuple[int, int, int, int]     # device, inode, size, mtime in ns
+
+    @classmethod
+    def of(cls, path: str, fh: BinaryIO) -> "CheckedFile":
+        st = os.fstat(fh.fileno())
+        return cls(path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+
+    def still_same(self) -> None:
+        """Raises InputFileError if the file changed (or was replaced) since it was checked."""
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise InputFileError(f"host input file {self.path} cannot be read any more: {exc.strerror}",
+                                 "run again once the file is in place; nothing was sent") from None
+        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self.identity:
+            raise InputFileError(f"host input file {self.path} changed after it was checked",
+                                 "run again once nothing writes to it; nothing was sent")
