@@ -187,7 +187,22 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
             # refused here once rather than warned about on every line of the run.
             raise yamlconf.error(data, key, f"is {len(value)} characters long, more than {MAX_NAME}", path,
                                  "use a short display name")
+    if report_file:     # last: the values above are reported first, whether or not the file is there
+        _check_report_file(data, report_file, path)
     return cfg
+
+
+def _check_report_file(data, report_file: str, path: str) -> None:
+    """A saved report that is not there is a person's mistake: say so at load, with the key and line,
+    rather than when the run opens it."""
+    hint = "give the path of a saved ASSET_DATA_REPORT XML file (relative paths are relative to this file)"
+    if not os.path.exists(report_file):
+        raise yamlconf.error(data, "report_file", f"{report_file} does not exist", path, hint)
+    if not os.path.isfile(report_file):
+        raise yamlconf.error(data, "report_file", f"{report_file} is not a regular file", path, hint)
+    if not os.access(report_file, os.R_OK):
+        raise yamlconf.error(data, "report_file", f"{report_file} cannot be read (permission denied)", path,
+                             "make it readable by the user running the connector")
 
 
 def _pull(data, path: str) -> str:

@@ -92,3 +92,12 @@ def test_an_undeclared_entity_ends_the_run_with_one_line(tmp_path, lock_dir):
     result = run_cli(f"-plugininfo={config}", f"-csvfile={tmp_path / 'o.csv'}")
     assert result.returncode == 2
     assert "undeclared entity &foo; at line 1" in one_error_line(result)
+
+
+def test_a_report_file_that_does_not_exist_is_one_configuration_line(tmp_path, lock_dir):
+    config = write_config(tmp_path, "template_id: 424242\nreport_file: no-such-report.xml\n")
+    result = run_cli(f"-plugininfo={config}", f"-csvfile={tmp_path / 'o.csv'}", f"-statedir={tmp_path / 'state'}")
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "line 2: key 'report_file':" in line and "no-such-report.xml does not exist" in line
+    assert not (tmp_path / "o.csv").exists()
