@@ -180,8 +180,10 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
         add_secret(secret)
     for key in ("scanner_name", "source_name", "domain"):
         value = getattr(cfg, key)
-        if value and ("\n" in value or '"' in value):
-            raise yamlconf.error(data, key, "may not contain quotes or newlines", path)
+        if value and ('"' in value or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+            # It is written between quotes into host input lines: a NUL, tab or newline would
+            # break the line (the csv plugin refuses a NUL), a quote would end the field.
+            raise yamlconf.error(data, key, "may not contain quotes, newlines or other control characters", path)
         if value and len(value) > MAX_NAME:
             # It goes into every DATA message (source, domain) or every result line (scanner):
             # refused here once rather than warned about on every line of the run.

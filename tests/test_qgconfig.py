@@ -126,3 +126,11 @@ def test_a_report_file_that_cannot_be_read_is_refused_at_load_with_key_and_line(
         qgconfig.load(write(tmp_path, "vuln_types: Vuln\nreport_file: saved.xml\n"))
     text = str(caught.value)
     assert "line 2" in text and "report_file" in text and says in text and str(tmp_path / "saved.xml") in text
+
+
+@pytest.mark.parametrize("key", ["scanner_name", "source_name", "domain"])
+@pytest.mark.parametrize("value", ['"a\\x00b"', '"a\\tb"', '"a\\nb"', "'a\"b'"])
+def test_names_written_into_host_input_lines_refuse_control_characters_and_quotes(tmp_path, key, value):
+    with pytest.raises(ConfigError) as caught:
+        qgconfig.load(write(tmp_path, f"user_id: a\npassword: b\ntemplate_id: 1\n{key}: {value}\n"))
+    assert "line 4" in str(caught.value) and key in str(caught.value) and "control characters" in str(caught.value)
