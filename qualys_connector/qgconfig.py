@@ -5,8 +5,6 @@ import os
 import re
 from dataclasses import dataclass
 
-import httpx
-
 from . import yamlconf
 from .deliveryrecord import MaxClear
 from .errors import ConfigError
@@ -119,7 +117,7 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     if cfg.template_id is not None:
         cfg.template_id = str(cfg.template_id).strip()
     cfg.url = s(data, "url", path, DEFAULT_URL).rstrip("/")
-    _check_url(data, "url", cfg.url, path, "for example https://qualysapi.qualys.com")
+    yamlconf.check_url(data, "url", cfg.url, path, "for example https://qualysapi.qualys.com")
     cfg.add_host = yamlconf.as_bool(data, "add_host", path, False)
     raw_ranges = data.get("ip_ranges")
     if isinstance(raw_ranges, dict):
@@ -131,7 +129,7 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
                              "use addresses, CIDR blocks or a-b ranges, separated by commas") from None
     cfg.proxy = s(data, "proxy", path)
     if cfg.proxy:
-        _check_url(data, "proxy", cfg.proxy, path, "for example https://192.168.1.100:443")
+        yamlconf.check_url(data, "proxy", cfg.proxy, path, "for example https://192.168.1.100:443")
     cfg.proxy_username = s(data, "proxy_username", path)
     cfg.proxy_password = s(data, "proxy_password", path, env="QC_PROXY_PASSWORD")
     cfg.keep_report = None if detections else _path_near(path, s(data, "keep_report", path))
@@ -215,27 +213,6 @@ def _pull(data, path: str) -> str:
                              "pull: report (a report template, the default) or pull: detections (the host "
                              "detection API)")
     return word
-def _check_url(data, key: str, url: str, path: str, example: str) -> None:
-    """An http(s) URL httpx can use: no whitespace or control character, a host, a valid port.
-
-    Refused here, with the key and its line, rather than as a bare InvalidURL after the run began.
-    """
-    shown = mask_url(url).encode("unicode_escape").decode("ascii")[:200]
-    what = "a proxy URL" if key == "proxy" else "an http(s) URL"
-    if not url.startswith(("https://", "http://")):
-        raise yamlconf.error(data, key, f"'{shown}' is not {what}", path, example)
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise yamlconf.error(data, key, f"'{shown}' holds a space, newline or control character", path, example)
-    try:
-        host = httpx.URL(url).raw_host.decode("ascii")
-    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
-        raise yamlconf.error(data, key, f"'{shown}' is not a valid URL ({str(exc)[:100]})", path, example) from None
-    if not host:
-        raise yamlconf.error(data, key, f"'{shown}' names no host", path, example)
-    if ":" not in host and not re.fullmatch(r"[A-Za-z0-9._-]+", host):
-        raise yamlconf.error(data, key, f"'{shown}' has no valid host name or address", path, example)
-
-
 def _vuln_types(data, path: str) -> tuple[str, ...]:
     raw = data.get("vuln_types")
     if raw is None or raw == "":

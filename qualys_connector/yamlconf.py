@@ -12,9 +12,11 @@ import logging
 import math
 import os
 import stat
+import re
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
+import httpx
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -244,3 +246,25 @@ def _warn_once(log: logging.Logger, message: str, warned: set[str] | None) -> No
             return
         warned.add(message)
     log.warning(message)
+
+
+def check_url(data, key: str, url: str, path: str, example: str) -> None:
+    """An http(s) URL httpx can use: no whitespace or control character, a host, a valid port.
+
+    Refused here, with the key and its line, rather than as a bare InvalidURL after the run began
+    (QualysGuard.yaml and censys-qualys's settings.yaml alike).
+    """
+    shown = mask_url(url).encode("unicode_escape").decode("ascii")[:200]
+    what = "a proxy URL" if key == "proxy" else "an http(s) URL"
+    if not url.startswith(("https://", "http://")):
+        raise error(data, key, f"'{shown}' is not {what}", path, example)
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise error(data, key, f"'{shown}' holds a space, newline or control character", path, example)
+    try:
+        host = httpx.URL(url).raw_host.decode("ascii")
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        raise error(data, key, f"'{shown}' is not a valid URL ({str(exc)[:100]})", path, example) from None
+    if not host:
+        raise error(data, key, f"'{shown}' names no host", path, example)
+    if ":" not in host and not re.fullmatch(r"[A-Za-z0-9._-]+", host):
+        raise error(data, key, f"'{shown}' has no valid host name or address", path, example)

@@ -113,6 +113,38 @@ def test_settings_yaml_that_is_huge_is_refused(tmp_path):
     assert "larger than 1024 KiB" in str(info.value)
 
 
+@pytest.mark.parametrize("section, key, value, says", [
+    ("qualys", "proxy", '"http://[proxy"', "has no valid host name or address"),
+    ("qualys", "proxy", "proxy.example.com:3128", "is not a proxy URL"),
+    ("qualys", "qualys_api_url", '"http://[::1:1"', "is not a valid URL"),
+    ("qualys", "qualys_api_url", '"https://qualysapi.qualys.com/\\nx"', "holds a space, newline or control character"),
+    ("authentication", "asm_api_url", '"http://[::1:1"', "is not a valid URL"),
+    ("authentication", "asm_api_url", '"https:///api"', "names no host"),
+])
+def test_settings_yaml_urls_and_proxy_that_cannot_be_used_name_key_and_line(tmp_path, section, key, value, says):
+    text = settings_text(f"  {key}: {value}\n" if key == "proxy" else "")
+    if key == "qualys_api_url":
+        text = text.replace("  qualys_api_url: https://qualysapi.qualys.com\n", f"  {key}: {value}\n")
+    if section == "authentication":
+        text = text.replace("  asm_api_key: censys-key-long\n", f"  asm_api_key: censys-key-long\n  {key}: {value}\n")
+    path = write(tmp_path, text, "settings.yaml")
+    with pytest.raises(ConfigError) as info:
+        censys_settings.load(path)
+    assert f"key '{key}'" in str(info.value) and says in str(info.value) and "line " in str(info.value)
+
+
+def test_censys_qualys_with_a_malformed_proxy_is_one_line_and_exit_1(tmp_path):
+    import subprocess
+    import sys
+    path = write(tmp_path, settings_text('  proxy: "http://[proxy"\n'), "settings.yaml")
+    result = subprocess.run([sys.executable, "-m", "qualys_connector.censys.cli", "once", "--settings", path,
+                             "--state-dir", str(tmp_path / "state")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1 and "line 7: key 'proxy'" in errors[0] and "has no valid host name" in errors[0]
+
+
 # ---------------------------------------------------------------- end to end: one line, exit 1
 @pytest.mark.parametrize("case", ["huge", "deep", "inf", "hex", "devnull"])
 def test_the_cli_reports_each_as_one_line_and_exit_1(tmp_path, lock_dir, case):

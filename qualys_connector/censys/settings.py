@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .. import yamlconf
 from ..errors import ConfigError
-from ..logsetup import add_secret, get_logger, mask_url
+from ..logsetup import add_secret, get_logger
 from .api import DEFAULT_URL
 from .events import MAX_EVENT_ID
 from .sync import DEFAULT_MAX_PAGES
@@ -81,12 +81,12 @@ def load(path: str) -> Settings:
     s = yamlconf.as_str
     key = s(auth, "asm_api_key", path, required=True, env="CENSYS_ASM_API_KEY")
     url = os.environ.get("CENSYS_API_URL") or s(auth, "asm_api_url", path, DEFAULT_URL)
-    if not url.startswith(("https://", "http://")):
-        raise yamlconf.error(auth, "asm_api_url", f"'{mask_url(url)}' is not an http(s) URL", path)
+    yamlconf.check_url(auth, "asm_api_url", url, path, f"for example {DEFAULT_URL}")
     qualys_url = s(qualys, "qualys_api_url", path, required=True).rstrip("/")
-    if not qualys_url.startswith(("https://", "http://")):
-        raise yamlconf.error(qualys, "qualys_api_url", f"'{mask_url(qualys_url)}' is not an http(s) URL", path,
-                             "for example https://qualysapi.qualys.com")
+    yamlconf.check_url(qualys, "qualys_api_url", qualys_url, path, "for example https://qualysapi.qualys.com")
+    proxy = s(qualys, "proxy", path)
+    if proxy:
+        yamlconf.check_url(qualys, "proxy", proxy, path, "for example https://192.168.1.100:443")
     ca_bundle = s(qualys, "ca_bundle", path)
     if ca_bundle and not os.path.isabs(ca_bundle):
         ca_bundle = os.path.join(os.path.dirname(os.path.abspath(path)), ca_bundle)
@@ -112,7 +112,7 @@ def load(path: str) -> Settings:
         qualys_api_url=qualys_url,
         qualys_username=s(qualys, "qualys_username", path, required=True),
         qualys_password=s(qualys, "qualys_password", path, required=True, env="QC_QUALYS_PASSWORD"),
-        proxy=s(qualys, "proxy", path), proxy_username=s(qualys, "proxy_username", path),
+        proxy=proxy, proxy_username=s(qualys, "proxy_username", path),
         proxy_password=s(qualys, "proxy_password", path, env="QC_PROXY_PASSWORD"),
         verify=(ca_bundle or True) if verify else False,
         timeout=yamlconf.as_float(qualys, "timeout", path, 120.0, minimum=1))
