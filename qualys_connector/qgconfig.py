@@ -161,9 +161,9 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     if online:      # a saved report_file asks nobody: url and verify are not used
         yamlconf.check_url_security(data, "url", cfg.url, path, log, verify=cfg.verify, warned=_WARNED,
                                     allow_plain=yamlconf.as_bool(data, yamlconf.ALLOW_PLAIN_HTTP, path, False))
-    cfg.timeout = yamlconf.as_float(data, "timeout", path, 120.0, minimum=1)
-    cfg.poll_interval = yamlconf.as_float(data, "poll_interval", path, 30.0, minimum=0)
-    cfg.max_wait = yamlconf.as_float(data, "max_wait", path, 7200.0, minimum=0)
+    cfg.timeout = yamlconf.as_float(data, "timeout", path, 120.0, minimum=1, maximum=yamlconf.DAY)
+    cfg.poll_interval = yamlconf.as_float(data, "poll_interval", path, 30.0, minimum=0, maximum=yamlconf.DAY)
+    cfg.max_wait = yamlconf.as_float(data, "max_wait", path, 7200.0, minimum=0, maximum=yamlconf.MAX_WAIT)
     cfg.remove_missing = yamlconf.as_bool(data, "remove_missing", path, True)
     raw_max_clear = data.get("max_clear")
     if raw_max_clear is not None and raw_max_clear != "":

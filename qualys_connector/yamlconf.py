@@ -113,7 +113,7 @@ def as_bool(mapping: Any, key: str, path: str, default: bool) -> bool:
     raise error(mapping, key, f"'{value}' is not a yes/no value", path, "use y, yes, true, n, no or false")
 
 
-def _number(mapping: Any, key: str, path: str, default, minimum, convert, noun: str):
+def _number(mapping: Any, key: str, path: str, default, minimum, convert, noun: str, maximum=None):
     value = mapping.get(key)
     if value is None or value == "":
         return default
@@ -130,7 +130,14 @@ def _number(mapping: Any, key: str, path: str, default, minimum, convert, noun: 
         raise error(mapping, key, f"'{value}' is not a finite number", path, "give a number of seconds")
     if minimum is not None and number < minimum:
         raise error(mapping, key, f"{number} is below the minimum of {minimum}", path)
+    if maximum is not None and number > maximum:
+        # A duration far beyond any use overflows the clock's arithmetic (time_t) mid-run.
+        raise error(mapping, key, f"{number} is above the maximum of {maximum}", path)
     return number
+
+
+DAY = 86_400                    # the longest sensible timeout or poll interval, in seconds
+MAX_WAIT = 30 * DAY             # the longest sensible wait for a report (Qualys keeps reports 7 days)
 
 
 def written_in_decimal(value: Any) -> bool:
@@ -141,12 +148,14 @@ def written_in_decimal(value: Any) -> bool:
     return not (isinstance(value, ScalarInt) and getattr(value, "_underscore", None))
 
 
-def as_int(mapping: Any, key: str, path: str, default: int | None, minimum: int | None = None) -> int | None:
-    return _number(mapping, key, path, default, minimum, int, "a whole number")
+def as_int(mapping: Any, key: str, path: str, default: int | None, minimum: int | None = None,
+           maximum: int | None = None) -> int | None:
+    return _number(mapping, key, path, default, minimum, int, "a whole number", maximum)
 
 
-def as_float(mapping: Any, key: str, path: str, default: float, minimum: float = 0.0) -> float:
-    return _number(mapping, key, path, default, minimum, float, "a number")
+def as_float(mapping: Any, key: str, path: str, default: float, minimum: float = 0.0,
+             maximum: float | None = None) -> float:
+    return _number(mapping, key, path, default, minimum, float, "a number", maximum)
 
 
 def as_str(mapping: Any, key: str, path: str, default: str | None = None, *,

@@ -48,6 +48,21 @@ def test_infinite_or_nan_durations_name_key_and_line(tmp_path, key, value):
     assert f"line 4: key '{key}'" in message and "not a finite number" in message
 
 
+@pytest.mark.parametrize("key, limit", [("timeout", "86400"), ("poll_interval", "86400"), ("max_wait", "2592000")])
+def test_durations_beyond_any_use_are_refused_with_key_and_line(tmp_path, key, limit):
+    """1e300 seconds is finite, but overflows the clock's arithmetic once the run waits on it."""
+    message = load_error(write(tmp_path, BASE + f"{key}: 1e300\n"))
+    assert f"line 4: key '{key}'" in message and f"above the maximum of {limit}" in message
+    assert qgconfig.load(write(tmp_path, BASE + f"{key}: {limit}\n")) is not None
+
+
+def test_settings_yaml_interval_and_timeout_have_a_maximum(tmp_path):
+    for extra, key in (("  timeout: 1e300\n", "timeout"), ("run:\n  interval: 100000000000000000000\n", "interval")):
+        with pytest.raises(ConfigError) as info:
+            censys_settings.load(write(tmp_path, settings_text(extra), "settings.yaml"))
+        assert f"key '{key}'" in str(info.value) and "above the maximum" in str(info.value)
+
+
 @pytest.mark.parametrize("value", ["0x1A", "0o32", "0b11010", "26_0"])
 def test_template_id_must_be_decimal_digits(tmp_path, value):
     message = load_error(write(tmp_path, f"user_id: u\npassword: p\ntemplate_id: {value}\n"))
@@ -146,7 +161,7 @@ def test_censys_qualys_with_a_malformed_proxy_is_one_line_and_exit_1(tmp_path):
 
 
 # ---------------------------------------------------------------- end to end: one line, exit 1
-@pytest.mark.parametrize("case", ["huge", "deep", "inf", "hex", "devnull"])
+@pytest.mark.parametrize("case", ["huge", "deep", "inf", "hex", "devnull", "huge-timeout"])
 def test_the_cli_reports_each_as_one_line_and_exit_1(tmp_path, lock_dir, case):
     if case == "huge":
         path = tmp_path / "QualysGuard.yaml"
@@ -155,7 +170,7 @@ def test_the_cli_reports_each_as_one_line_and_exit_1(tmp_path, lock_dir, case):
         path = str(path)
     else:
         body = {"deep": BASE + "ip_ranges: " + "[" * 20000 + "]" * 20000 + "\n", "inf": BASE + "timeout: .inf\n",
-                "hex": "user_id: u\npassword: p\ntemplate_id: 0x1A\n", "devnull": BASE + "ca_bundle: /dev/null\n"}[case]
+                "hex": "user_id: u\npassword: p\ntemplate_id: 0x1A\n", "devnull": BASE + "ca_bundle: /dev/null\n", "huge-timeout": BASE + "timeout: 1e300\n"}[case]
         path = write(tmp_path, body)
     result = run_cli(f"-pl={path}", f"-c={tmp_path / 'o.csv'}", timeout=60)
     assert result.returncode == 1, result.stderr

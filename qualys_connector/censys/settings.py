@@ -100,7 +100,7 @@ def load(path: str) -> Settings:
                                 allow_plain=yamlconf.as_bool(qualys, yamlconf.ALLOW_PLAIN_HTTP, path, False))
     settings = Settings(
         path=path, asm_api_key=key, asm_api_url=url.rstrip("/"),
-        interval=yamlconf.as_int(run, "interval", path, 120, minimum=1),
+        interval=yamlconf.as_int(run, "interval", path, 120, minimum=1, maximum=yamlconf.DAY // 60 * 365),
         startup=yamlconf.as_bool(run, "startup", path, True),
         id_from=_id_from(run, path),
         trial_mode=yamlconf.as_bool(run, "trialMode", path, False),
@@ -115,7 +115,7 @@ def load(path: str) -> Settings:
         proxy=proxy, proxy_username=s(qualys, "proxy_username", path),
         proxy_password=s(qualys, "proxy_password", path, env="QC_PROXY_PASSWORD"),
         verify=(ca_bundle or True) if verify else False,
-        timeout=yamlconf.as_float(qualys, "timeout", path, 120.0, minimum=1))
+        timeout=yamlconf.as_float(qualys, "timeout", path, 120.0, minimum=1, maximum=yamlconf.DAY))
     for secret in (settings.asm_api_key, settings.qualys_password, settings.proxy_password):
         add_secret(secret)
     if not settings.add_hosts and not settings.exclude_hosts:
