@@ -190,6 +190,20 @@ def test_a_delivery_cut_off_half_way_leaves_the_previous_record(tmp_path, pki, l
     assert not [p for p in (tmp_path / "state").iterdir() if p.name.startswith(".delivered-")]   # no scratch left
 
 
+def test_a_delivery_the_fmc_answered_with_errors_leaves_the_previous_record(tmp_path, pki, netmap, lock_dir):
+    """Acknowledged is not enough: a reply with error lines means the FMC may not hold what the
+    record would say, so the record of the last clean delivery stays (README "The delivery record")."""
+    fmc, db = netmap
+    assert send(tmp_path, pki, fmc, FIRST, "first").returncode == 0
+    (record,) = records(tmp_path)
+    before = record.read_bytes()
+    fmc.leaf_domains = ("Leaf",)        # now a multi-domain FMC: without a domain every SetSource fails
+    result = send(tmp_path, pki, fmc, {A: [(1, 443, "Active")]}, "refused")
+    assert result.returncode == 2, result.stderr
+    assert "replies_with_errors=0" not in result.stderr.splitlines()[-1]
+    assert records(tmp_path) == [record] and record.read_bytes() == before
+
+
 def test_a_record_from_a_newer_version_stops_the_run_naming_the_file(tmp_path, pki, netmap, lock_dir):
     fmc, db = netmap
     assert send(tmp_path, pki, fmc, FIRST, "first").returncode == 0
