@@ -148,6 +148,13 @@ def test_settings_yaml_urls_and_proxy_that_cannot_be_used_name_key_and_line(tmp_
     assert f"key '{key}'" in str(info.value) and says in str(info.value) and "line " in str(info.value)
 
 
+def test_a_censys_api_url_from_the_environment_that_cannot_be_used_is_named_as_such(tmp_path, monkeypatch):
+    monkeypatch.setenv("CENSYS_API_URL", "http://[::1:1")
+    with pytest.raises(ConfigError) as info:
+        censys_settings.load(write(tmp_path, settings_text(), "settings.yaml"))
+    assert str(info.value).startswith("CENSYS_API_URL: 'http://[::1:1' is not a valid URL")
+
+
 def test_censys_qualys_with_a_malformed_proxy_is_one_line_and_exit_1(tmp_path):
     import subprocess
     import sys

@@ -81,7 +81,13 @@ def load(path: str) -> Settings:
     s = yamlconf.as_str
     key = s(auth, "asm_api_key", path, required=True, env="CENSYS_ASM_API_KEY")
     url = os.environ.get("CENSYS_API_URL") or s(auth, "asm_api_url", path, DEFAULT_URL)
-    yamlconf.check_url(auth, "asm_api_url", url, path, f"for example {DEFAULT_URL}")
+    if os.environ.get("CENSYS_API_URL"):
+        try:
+            yamlconf.check_url({}, "asm_api_url", url, None, f"for example {DEFAULT_URL}")
+        except ConfigError as exc:     # the environment's URL, not the file's: name where it came from
+            raise ConfigError("CENSYS_API_URL: " + exc.message.removeprefix("key 'asm_api_url': "), exc.hint) from None
+    else:
+        yamlconf.check_url(auth, "asm_api_url", url, path, f"for example {DEFAULT_URL}")
     qualys_url = s(qualys, "qualys_api_url", path, required=True).rstrip("/")
     yamlconf.check_url(qualys, "qualys_api_url", qualys_url, path, "for example https://qualysapi.qualys.com")
     proxy = s(qualys, "proxy", path)
