@@ -154,8 +154,11 @@ def process_multiple_command(multiinfo, jobs, plugin, **kw):
 
 
 def _options(plugin: str, kw: dict) -> Options:
-    if kw.get("runondc", "n").lower().startswith("y"):
+    runondc = kw.get("runondc", "n").strip().lower()
+    if runondc in ("y", "yes"):
         raise click.UsageError("-runondc=y (importing on the FMC itself) is not supported; run from a separate host")
+    if runondc not in ("n", "no"):      # a typo must not pass for n without a word
+        raise click.UsageError(f"-runondc={kw['runondc']!r} is not y or n (only -runondc=n is supported)")
     server = check_server(kw["server"]) if kw["server"] else kw["server"]   # [fd00::10] as in URLs, too
     return Options(plugin=plugin, server=server, port=kw["port"], plugininfo=kw["plugininfo"],
                    ipv6=kw["ipv6"], pkcs12=kw["pkcs12"], password=_pkcs12_password(kw), csvfile=kw["csvfile"],

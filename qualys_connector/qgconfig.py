@@ -5,8 +5,6 @@ import os
 import re
 from dataclasses import dataclass
 
-import httpx
-
 from . import yamlconf
 from .deliveryrecord import MaxClear
 from .errors import ConfigError
@@ -119,7 +117,7 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     if cfg.template_id is not None:
         cfg.template_id = str(cfg.template_id).strip()
     cfg.url = s(data, "url", path, DEFAULT_URL).rstrip("/")
-    _check_url(data, "url", cfg.url, path, "for example https://qualysapi.qualys.com")
+    yamlconf.check_url(data, "url", cfg.url, path, "for example https://qualysapi.qualys.com")
     cfg.add_host = yamlconf.as_bool(data, "add_host", path, False)
     raw_ranges = data.get("ip_ranges")
     if isinstance(raw_ranges, dict):
@@ -131,7 +129,7 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
                              "use addresses, CIDR blocks or a-b ranges, separated by commas") from None
     cfg.proxy = s(data, "proxy", path)
     if cfg.proxy:
-        _check_url(data, "proxy", cfg.proxy, path, "for example https://192.168.1.100:443")
+        yamlconf.check_url(data, "proxy", cfg.proxy, path, "for example https://192.168.1.100:443")
     cfg.proxy_username = s(data, "proxy_username", path)
     cfg.proxy_password = s(data, "proxy_password", path, env="QC_PROXY_PASSWORD")
     cfg.keep_report = None if detections else _path_near(path, s(data, "keep_report", path))
@@ -163,9 +161,9 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
     if online:      # a saved report_file asks nobody: url and verify are not used
         yamlconf.check_url_security(data, "url", cfg.url, path, log, verify=cfg.verify, warned=_WARNED,
                                     allow_plain=yamlconf.as_bool(data, yamlconf.ALLOW_PLAIN_HTTP, path, False))
-    cfg.timeout = yamlconf.as_float(data, "timeout", path, 120.0, minimum=1)
-    cfg.poll_interval = yamlconf.as_float(data, "poll_interval", path, 30.0, minimum=0)
-    cfg.max_wait = yamlconf.as_float(data, "max_wait", path, 7200.0, minimum=0)
+    cfg.timeout = yamlconf.as_float(data, "timeout", path, 120.0, minimum=1, maximum=yamlconf.DAY)
+    cfg.poll_interval = yamlconf.as_float(data, "poll_interval", path, 30.0, minimum=0, maximum=yamlconf.DAY)
+    cfg.max_wait = yamlconf.as_float(data, "max_wait", path, 7200.0, minimum=0, maximum=yamlconf.MAX_WAIT)
     cfg.remove_missing = yamlconf.as_bool(data, "remove_missing", path, True)
     raw_max_clear = data.get("max_clear")
     if raw_max_clear is not None and raw_max_clear != "":
@@ -180,14 +178,31 @@ def load(path: str, *, template_override: str | None = None) -> QualysGuardConfi
         add_secret(secret)
     for key in ("scanner_name", "source_name", "domain"):
         value = getattr(cfg, key)
-        if value and ("\n" in value or '"' in value):
-            raise yamlconf.error(data, key, "may not contain quotes or newlines", path)
+        if value and ('"' in value or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+            # It is written between quotes into host input lines: a NUL, tab or newline would
+            # break the line (the csv plugin refuses a NUL), a quote would end the field.
+            raise yamlconf.error(data, key, "may not contain quotes, newlines or other control characters", path)
         if value and len(value) > MAX_NAME:
             # It goes into every DATA message (source, domain) or every result line (scanner):
             # refused here once rather than warned about on every line of the run.
             raise yamlconf.error(data, key, f"is {len(value)} characters long, more than {MAX_NAME}", path,
                                  "use a short display name")
+    if report_file:     # last: the values above are reported first, whether or not the file is there
+        _check_report_file(data, report_file, path)
     return cfg
+
+
+def _check_report_file(data, report_file: str, path: str) -> None:
+    """A saved report that is not there is a person's mistake: say so at load, with the key and line,
+    rather than when the run opens it."""
+    hint = "give the path of a saved ASSET_DATA_REPORT XML file (relative paths are relative to this file)"
+    if not os.path.exists(report_file):
+        raise yamlconf.error(data, "report_file", f"{report_file} does not exist", path, hint)
+    if not os.path.isfile(report_file):
+        raise yamlconf.error(data, "report_file", f"{report_file} is not a regular file", path, hint)
+    if not os.access(report_file, os.R_OK):
+        raise yamlconf.error(data, "report_file", f"{report_file} cannot be read (permission denied)", path,
+                             "make it readable by the user running the connector")
 
 
 def _pull(data, path: str) -> str:
@@ -198,27 +213,6 @@ def _pull(data, path: str) -> str:
                              "pull: report (a report template, the default) or pull: detections (the host "
                              "detection API)")
     return word
-def _check_url(data, key: str, url: str, path: str, example: str) -> None:
-    """An http(s) URL httpx can use: no whitespace or control character, a host, a valid port.
-
-    Refused here, with the key and its line, rather than as a bare InvalidURL after the run began.
-    """
-    shown = mask_url(url).encode("unicode_escape").decode("ascii")[:200]
-    what = "a proxy URL" if key == "proxy" else "an http(s) URL"
-    if not url.startswith(("https://", "http://")):
-        raise yamlconf.error(data, key, f"'{shown}' is not {what}", path, example)
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise yamlconf.error(data, key, f"'{shown}' holds a space, newline or control character", path, example)
-    try:
-        host = httpx.URL(url).raw_host.decode("ascii")
-    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
-        raise yamlconf.error(data, key, f"'{shown}' is not a valid URL ({str(exc)[:100]})", path, example) from None
-    if not host:
-        raise yamlconf.error(data, key, f"'{shown}' names no host", path, example)
-    if ":" not in host and not re.fullmatch(r"[A-Za-z0-9._-]+", host):
-        raise yamlconf.error(data, key, f"'{shown}' has no valid host name or address", path, example)
-
-
 def _vuln_types(data, path: str) -> tuple[str, ...]:
     raw = data.get("vuln_types")
     if raw is None or raw == "":

@@ -12,9 +12,11 @@ import logging
 import math
 import os
 import stat
+import re
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
+import httpx
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -111,7 +113,7 @@ def as_bool(mapping: Any, key: str, path: str, default: bool) -> bool:
     raise error(mapping, key, f"'{value}' is not a yes/no value", path, "use y, yes, true, n, no or false")
 
 
-def _number(mapping: Any, key: str, path: str, default, minimum, convert, noun: str):
+def _number(mapping: Any, key: str, path: str, default, minimum, convert, noun: str, maximum=None):
     value = mapping.get(key)
     if value is None or value == "":
         return default
@@ -128,7 +130,14 @@ def _number(mapping: Any, key: str, path: str, default, minimum, convert, noun: 
         raise error(mapping, key, f"'{value}' is not a finite number", path, "give a number of seconds")
     if minimum is not None and number < minimum:
         raise error(mapping, key, f"{number} is below the minimum of {minimum}", path)
+    if maximum is not None and number > maximum:
+        # A duration far beyond any use overflows the clock's arithmetic (time_t) mid-run.
+        raise error(mapping, key, f"{number} is above the maximum of {maximum}", path)
     return number
+
+
+DAY = 86_400                    # the longest sensible timeout or poll interval, in seconds
+MAX_WAIT = 30 * DAY             # the longest sensible wait for a report (Qualys keeps reports 7 days)
 
 
 def written_in_decimal(value: Any) -> bool:
@@ -139,12 +148,14 @@ def written_in_decimal(value: Any) -> bool:
     return not (isinstance(value, ScalarInt) and getattr(value, "_underscore", None))
 
 
-def as_int(mapping: Any, key: str, path: str, default: int | None, minimum: int | None = None) -> int | None:
-    return _number(mapping, key, path, default, minimum, int, "a whole number")
+def as_int(mapping: Any, key: str, path: str, default: int | None, minimum: int | None = None,
+           maximum: int | None = None) -> int | None:
+    return _number(mapping, key, path, default, minimum, int, "a whole number", maximum)
 
 
-def as_float(mapping: Any, key: str, path: str, default: float, minimum: float = 0.0) -> float:
-    return _number(mapping, key, path, default, minimum, float, "a number")
+def as_float(mapping: Any, key: str, path: str, default: float, minimum: float = 0.0,
+             maximum: float | None = None) -> float:
+    return _number(mapping, key, path, default, minimum, float, "a number", maximum)
 
 
 def as_str(mapping: Any, key: str, path: str, default: str | None = None, *,
@@ -244,3 +255,25 @@ def _warn_once(log: logging.Logger, message: str, warned: set[str] | None) -> No
             return
         warned.add(message)
     log.warning(message)
+
+
+def check_url(data, key: str, url: str, path: str, example: str) -> None:
+    """An http(s) URL httpx can use: no whitespace or control character, a host, a valid port.
+
+    Refused here, with the key and its line, rather than as a bare InvalidURL after the run began
+    (QualysGuard.yaml and censys-qualys's settings.yaml alike).
+    """
+    shown = mask_url(url).encode("unicode_escape").decode("ascii")[:200]
+    what = "a proxy URL" if key == "proxy" else "an http(s) URL"
+    if not url.startswith(("https://", "http://")):
+        raise error(data, key, f"'{shown}' is not {what}", path, example)
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise error(data, key, f"'{shown}' holds a space, newline or control character", path, example)
+    try:
+        host = httpx.URL(url).raw_host.decode("ascii")
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        raise error(data, key, f"'{shown}' is not a valid URL ({str(exc)[:100]})", path, example) from None
+    if not host:
+        raise error(data, key, f"'{shown}' names no host", path, example)
+    if ":" not in host and not re.fullmatch(r"[A-Za-z0-9._-]+", host):
+        raise error(data, key, f"'{shown}' has no valid host name or address", path, example)

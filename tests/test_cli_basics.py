@@ -38,6 +38,7 @@ def test_help_lists_every_option():
     (["-pl=whatever.csv", "csv"], "no -server and no -csvfile"),
     (["-le=9", "-c=x.csv"], "--level"),
     (["-runondc=y", "-c=x.csv", "-pl=in.csv", "csv"], "-runondc=y"),
+    (["-runondc=maybe", "-c=x.csv", "-pl=in.csv", "csv"], "-runondc='maybe' is not y or n"),
 ])
 def test_usage_errors_are_one_line_and_exit_1(tmp_path, args, needle):
     result = run(*args, cwd=tmp_path)

@@ -45,6 +45,7 @@ def test_the_lock_is_released_when_the_holder_dies(tmp_path, lock_dir):
 def test_process_multiple_on_a_held_lock_says_locked(tmp_path, lock_dir):
     config = tmp_path / "QualysGuard.yaml"
     config.write_text("report_file: nothing-needed.xml\n")
+    (tmp_path / "nothing-needed.xml").write_text("")     # report_file must exist; it is never read
     config.chmod(0o600)
     with RunLock(str(config)):
         result = run_cli("-m=1,2", f"-pl={config}", f"-c={tmp_path / 'o.csv'}", program="process-multiple")

@@ -157,6 +157,7 @@ def test_fmc_ca_in_qualysguard_yaml_is_used(tmp_path, pki, lock_dir):
     from qualys_connector import qgconfig
     path = tmp_path / "QualysGuard.yaml"
     path.write_text(f"report_file: r.xml\nfmc_ca: {pki.ca_cert}\n")
+    (tmp_path / "r.xml").write_text("")
     path.chmod(0o600)
     assert qgconfig.load(str(path)).fmc_ca == pki.ca_cert
 

@@ -176,6 +176,19 @@ def test_a_dry_run_writes_the_clearing_lines_and_leaves_the_record_alone(tmp_pat
     assert record.read_bytes() == before
 
 
+def test_the_valve_holds_in_a_dry_run_too(tmp_path, pki, netmap, lock_dir):
+    fmc, db = netmap
+    assert send(tmp_path, pki, fmc, FIRST, "first").returncode == 0
+    (record,) = records(tmp_path)
+    before = record.read_bytes()
+    out = tmp_path / "Out.csv"
+    result = send(tmp_path, pki, fmc, {A: [(1, 443, "Active")]}, "dry", f"-c={out}")   # 3 of 4 would go
+    assert result.returncode == 2 and "max_clear" in result.stderr, result.stderr
+    lines = out.read_text().splitlines()
+    assert lines[-1] == "ScanFlush" and not [line for line in lines if line.startswith("DeleteScanResult")]
+    assert record.read_bytes() == before and export(db) == {A: [1, 2], B: [3], C: [4], D: [5]}
+
+
 def test_a_delivery_cut_off_half_way_leaves_the_previous_record(tmp_path, pki, lock_dir):
     db = str(tmp_path / "netmap.sqlite")
     with FMCEmulator(pki=pki, db=db, accept_unknown_hosts=True, max_size=512) as fmc:
@@ -188,6 +201,20 @@ def test_a_delivery_cut_off_half_way_leaves_the_previous_record(tmp_path, pki, l
     assert result.returncode == 2, result.stderr
     assert records(tmp_path) == [record] and record.read_bytes() == before
     assert not [p for p in (tmp_path / "state").iterdir() if p.name.startswith(".delivered-")]   # no scratch left
+
+
+def test_a_delivery_the_fmc_answered_with_errors_leaves_the_previous_record(tmp_path, pki, netmap, lock_dir):
+    """Acknowledged is not enough: a reply with error lines means the FMC may not hold what the
+    record would say, so the record of the last clean delivery stays (README "The delivery record")."""
+    fmc, db = netmap
+    assert send(tmp_path, pki, fmc, FIRST, "first").returncode == 0
+    (record,) = records(tmp_path)
+    before = record.read_bytes()
+    fmc.leaf_domains = ("Leaf",)        # now a multi-domain FMC: without a domain every SetSource fails
+    result = send(tmp_path, pki, fmc, {A: [(1, 443, "Active")]}, "refused")
+    assert result.returncode == 2, result.stderr
+    assert "replies_with_errors=0" not in result.stderr.splitlines()[-1]
+    assert records(tmp_path) == [record] and record.read_bytes() == before
 
 
 def test_a_record_from_a_newer_version_stops_the_run_naming_the_file(tmp_path, pki, netmap, lock_dir):

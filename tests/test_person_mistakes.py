@@ -92,3 +92,21 @@ def test_an_undeclared_entity_ends_the_run_with_one_line(tmp_path, lock_dir):
     result = run_cli(f"-plugininfo={config}", f"-csvfile={tmp_path / 'o.csv'}")
     assert result.returncode == 2
     assert "undeclared entity &foo; at line 1" in one_error_line(result)
+
+
+def test_a_report_file_that_does_not_exist_is_one_configuration_line(tmp_path, lock_dir):
+    config = write_config(tmp_path, "template_id: 424242\nreport_file: no-such-report.xml\n")
+    result = run_cli(f"-plugininfo={config}", f"-csvfile={tmp_path / 'o.csv'}", f"-statedir={tmp_path / 'state'}")
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "line 2: key 'report_file':" in line and "no-such-report.xml does not exist" in line
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_nul_byte_in_scanner_name_is_refused_at_load(tmp_path, lock_dir):
+    (tmp_path / "r.xml").write_text("<ASSET_DATA_REPORT><HOST_LIST></HOST_LIST></ASSET_DATA_REPORT>")
+    config = write_config(tmp_path, 'report_file: r.xml\nscanner_name: "Qualys\\x00Guard"\n')
+    result = run_cli(f"-plugininfo={config}", f"-csvfile={tmp_path / 'o.csv'}", f"-statedir={tmp_path / 'state'}")
+    assert result.returncode == 1
+    assert "line 2: key 'scanner_name': may not contain quotes, newlines or other control characters" in one_error_line(result)
+    assert not (tmp_path / "o.csv").exists()

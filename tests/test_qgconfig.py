@@ -86,6 +86,7 @@ def test_passwords_from_the_environment_win(tmp_path, monkeypatch):
 
 
 def test_report_file_makes_credentials_optional_and_is_relative_to_the_file(tmp_path):
+    (tmp_path / "saved.xml").write_text("<ASSET_DATA_REPORT/>")
     cfg = qgconfig.load(write(tmp_path, "report_file: saved.xml\nvuln_types: [Vuln, Ig]\n"))
     assert cfg.report_file == str(tmp_path / "saved.xml") and cfg.vuln_types == ("Vuln", "Ig")
 
@@ -113,3 +114,23 @@ def test_remove_missing_and_max_clear(tmp_path):
     assert cfg.remove_missing is True and str(cfg.max_clear) == "50%"
     cfg = qgconfig.load(write(tmp_path, "user_id: a\npassword: b\ntemplate_id: 1\nremove_missing: n\nmax_clear: 2000\n"))
     assert cfg.remove_missing is False and str(cfg.max_clear) == "2000" and not cfg.max_clear.percent
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: None, "does not exist"),
+    (lambda p: p.mkdir(), "is not a regular file"),
+])
+def test_a_report_file_that_cannot_be_read_is_refused_at_load_with_key_and_line(tmp_path, make, says):
+    make(tmp_path / "saved.xml")
+    with pytest.raises(ConfigError) as caught:
+        qgconfig.load(write(tmp_path, "vuln_types: Vuln\nreport_file: saved.xml\n"))
+    text = str(caught.value)
+    assert "line 2" in text and "report_file" in text and says in text and str(tmp_path / "saved.xml") in text
+
+
+@pytest.mark.parametrize("key", ["scanner_name", "source_name", "domain"])
+@pytest.mark.parametrize("value", ['"a\\x00b"', '"a\\tb"', '"a\\nb"', "'a\"b'"])
+def test_names_written_into_host_input_lines_refuse_control_characters_and_quotes(tmp_path, key, value):
+    with pytest.raises(ConfigError) as caught:
+        qgconfig.load(write(tmp_path, f"user_id: a\npassword: b\ntemplate_id: 1\n{key}: {value}\n"))
+    assert "line 4" in str(caught.value) and key in str(caught.value) and "control characters" in str(caught.value)

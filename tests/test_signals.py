@@ -12,16 +12,16 @@ from qualys_connector.emulators.qualys.server import QualysEmulator, TemplateSpe
 PASSWORD = "sig-pw"
 
 
-def start(tmp_path, url, fmc_port, pkcs12):
+def start(tmp_path, url, fmc_port, pkcs12, *more):
     config = tmp_path / "QualysGuard.yaml"
     config.write_text(f"user_id: u\ntemplate_id: 1\nurl: {url}\nadd_host: y\npoll_interval: 0.05\n")
     config.chmod(0o600)
     scratch = tmp_path / "tmp"
-    scratch.mkdir()
+    scratch.mkdir(exist_ok=True)
     env = dict(os.environ, QC_PKCS12_PASSWORD=CLIENT_PASSWORD, QC_QUALYS_PASSWORD=PASSWORD, TMPDIR=str(scratch),
                QC_LOCK_DIR=str(tmp_path / "locks"))
     proc = subprocess.Popen([sys.executable, "-m", "qualys_connector", "-se=127.0.0.1", f"-po={fmc_port}",
-                             f"-pk={pkcs12}", f"-pl={config}"], env=env, stderr=subprocess.PIPE, text=True)
+                             f"-pk={pkcs12}", f"-pl={config}", *more], env=env, stderr=subprocess.PIPE, text=True)
     return proc, scratch
 
 
@@ -38,6 +38,28 @@ def test_sigterm_while_sending(tmp_path, pki):
     acked, total = summary.split("data_messages=")[1].split()[0].split("/")
     assert 20 <= int(acked) < int(total) and "result=interrupted" in summary
     assert os.listdir(scratch) == []          # spool, report and host spool all removed
+
+
+def test_sigterm_while_sending_leaves_the_previous_delivery_record_as_it_was(tmp_path, pki):
+    """An interrupted run must not become the record the next run clears against (README "Keeping
+    the FMC current"): the record of the last complete delivery stays byte for byte."""
+    state = tmp_path / "state"
+    templates = {"1": TemplateSpec(hosts=30, vulns_per_host=6)}
+    with QualysEmulator(users={"u": PASSWORD}, templates=templates) as q, FMCEmulator(pki=pki, max_size=300) as fmc:
+        proc, _ = start(tmp_path, q.url, fmc.port, pki.client_pkcs12, f"-statedir={state}")
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        (record,) = state.glob("delivered-*.sqlite")
+        before = record.read_bytes()
+        q.templates["1"] = TemplateSpec(hosts=3000, vulns_per_host=6, seed=2)
+        sent = fmc.stats.data_messages
+        proc, scratch = start(tmp_path, q.url, fmc.port, pki.client_pkcs12, f"-statedir={state}")
+        assert wait_for(lambda: fmc.stats.data_messages >= sent + 20), "sending never started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "result=interrupted" in err.strip().splitlines()[-1]
+    assert sorted(p.name for p in state.iterdir() if "delivered" in p.name) == [record.name]   # no scratch left
+    assert record.read_bytes() == before
 
 
 def test_sigterm_while_qualys_builds_the_report_deletes_it(tmp_path, pki):

@@ -221,6 +221,7 @@ def test_statedir_option_holds_the_lock_for_both_commands(tmp_path):
     assert not (tmp_path / "home").exists()         # nothing in the default place
     config = tmp_path / "QualysGuard.yaml"
     config.write_text("report_file: nothing-needed.xml\n")
+    (tmp_path / "nothing-needed.xml").write_text("")     # report_file must exist; it is never read
     config.chmod(0o600)
     holder = subprocess.Popen([sys.executable, "-c", (
         "import time; from qualys_connector.locking import RunLock\n"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .. import yamlconf
 from ..errors import ConfigError
-from ..logsetup import add_secret, get_logger, mask_url
+from ..logsetup import add_secret, get_logger
 from .api import DEFAULT_URL
 from .events import MAX_EVENT_ID
 from .sync import DEFAULT_MAX_PAGES
@@ -81,12 +81,18 @@ def load(path: str) -> Settings:
     s = yamlconf.as_str
     key = s(auth, "asm_api_key", path, required=True, env="CENSYS_ASM_API_KEY")
     url = os.environ.get("CENSYS_API_URL") or s(auth, "asm_api_url", path, DEFAULT_URL)
-    if not url.startswith(("https://", "http://")):
-        raise yamlconf.error(auth, "asm_api_url", f"'{mask_url(url)}' is not an http(s) URL", path)
+    if os.environ.get("CENSYS_API_URL"):
+        try:
+            yamlconf.check_url({}, "asm_api_url", url, None, f"for example {DEFAULT_URL}")
+        except ConfigError as exc:     # the environment's URL, not the file's: name where it came from
+            raise ConfigError("CENSYS_API_URL: " + exc.message.removeprefix("key 'asm_api_url': "), exc.hint) from None
+    else:
+        yamlconf.check_url(auth, "asm_api_url", url, path, f"for example {DEFAULT_URL}")
     qualys_url = s(qualys, "qualys_api_url", path, required=True).rstrip("/")
-    if not qualys_url.startswith(("https://", "http://")):
-        raise yamlconf.error(qualys, "qualys_api_url", f"'{mask_url(qualys_url)}' is not an http(s) URL", path,
-                             "for example https://qualysapi.qualys.com")
+    yamlconf.check_url(qualys, "qualys_api_url", qualys_url, path, "for example https://qualysapi.qualys.com")
+    proxy = s(qualys, "proxy", path)
+    if proxy:
+        yamlconf.check_url(qualys, "proxy", proxy, path, "for example https://192.168.1.100:443")
     ca_bundle = s(qualys, "ca_bundle", path)
     if ca_bundle and not os.path.isabs(ca_bundle):
         ca_bundle = os.path.join(os.path.dirname(os.path.abspath(path)), ca_bundle)
@@ -100,7 +106,7 @@ def load(path: str) -> Settings:
                                 allow_plain=yamlconf.as_bool(qualys, yamlconf.ALLOW_PLAIN_HTTP, path, False))
     settings = Settings(
         path=path, asm_api_key=key, asm_api_url=url.rstrip("/"),
-        interval=yamlconf.as_int(run, "interval", path, 120, minimum=1),
+        interval=yamlconf.as_int(run, "interval", path, 120, minimum=1, maximum=yamlconf.DAY // 60 * 365),
         startup=yamlconf.as_bool(run, "startup", path, True),
         id_from=_id_from(run, path),
         trial_mode=yamlconf.as_bool(run, "trialMode", path, False),
@@ -112,10 +118,10 @@ def load(path: str) -> Settings:
         qualys_api_url=qualys_url,
         qualys_username=s(qualys, "qualys_username", path, required=True),
         qualys_password=s(qualys, "qualys_password", path, required=True, env="QC_QUALYS_PASSWORD"),
-        proxy=s(qualys, "proxy", path), proxy_username=s(qualys, "proxy_username", path),
+        proxy=proxy, proxy_username=s(qualys, "proxy_username", path),
         proxy_password=s(qualys, "proxy_password", path, env="QC_PROXY_PASSWORD"),
         verify=(ca_bundle or True) if verify else False,
-        timeout=yamlconf.as_float(qualys, "timeout", path, 120.0, minimum=1))
+        timeout=yamlconf.as_float(qualys, "timeout", path, 120.0, minimum=1, maximum=yamlconf.DAY))
     for secret in (settings.asm_api_key, settings.qualys_password, settings.proxy_password):
         add_secret(secret)
     if not settings.add_hosts and not settings.exclude_hosts:
