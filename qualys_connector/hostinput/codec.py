@@ -198,9 +198,10 @@ def good_line_pattern(possessive: bool) -> re.Pattern:
 
 
 _GOOD_LINE = good_line_pattern(sys.version_info >= (3, 11))
-# A line whose command check_lines cannot count in bulk: it does not start with an ASCII letter
-# (blank line, comment, leading blanks, quoted name) or starts with a SetMap: prefix.
-_ODD_LINE = re.compile(r"\n(?:[^A-Za-z]|SetMap:)")
+# A line check_lines can count in bulk: a good line that starts with an ASCII letter (not a blank
+# line, comment, leading blanks or quoted name) and not with a SetMap: prefix. One pattern, so the
+# block is matched in one pass.
+_BULK_LINE = re.compile(r"(?=[A-Za-z])(?!SetMap:)(?:" + _GOOD_LINE.pattern + ")")
 _NAMED: dict[str, re.Pattern] = {}
 
 
@@ -215,11 +216,9 @@ def check_lines(text: str, names: tuple[str, ...] = ()) -> list[int] | None:
     if not text.endswith("\n") or "\r" in text:
         return None
     block = "\n" + text
-    if _ODD_LINE.search(block):
-        return None
     lines = text.split("\n")
     lines.pop()                                  # the empty rest after the last LF
-    if not all(map(_GOOD_LINE.fullmatch, lines)):
+    if not all(map(_BULK_LINE.fullmatch, lines)):
         return None
     counts = [len(lines)]
     for name in names:
