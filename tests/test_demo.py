@@ -51,3 +51,16 @@ def test_the_demos_expectation_at_its_default_size_is_what_the_report_holds(tmp_
                 port, proto = (f.port, f.protocol) if f.protocol in ("tcp", "udp") else (None, None)
                 got[(host.ip, f.qid, port, proto)] = 1
     assert dict(demo.expected_findings(demo.HOSTS, demo.VULNS, demo.IP_RANGES)) == got
+
+
+def test_the_incremental_steps_new_host_takes_an_address_no_host_of_the_model_has():
+    """At the demo's default size the generated model already holds 10.0.7.250: a new host there
+    would replace that host's results on the FMC (it knows hosts by address) and the demo said
+    MISMATCH on a fresh clone."""
+    from qualys_connector.emulators import demo
+    from qualys_connector.emulators.qualys.detectionmodel import DetectionModel
+
+    for hosts in (300, demo.HOSTS):
+        model = DetectionModel.generate(hosts)
+        added = [c for c in demo.demo_changes(model) if c["op"] == "add_host"]
+        assert added and added[0]["ip"] not in {h.ip for h in model.hosts}

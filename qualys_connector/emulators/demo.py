@@ -84,9 +84,13 @@ def demo_changes(model) -> list[dict]:
                                                          for d in h.detections) >= 2]
     a, b, c = ranges_v4[:3]
     qid = next(d.qid for d in b.detections if d.status != "Fixed" and d.type != "Info")
+    # A new host needs an address no host of the model has: the FMC knows hosts by address, so a
+    # second Qualys host on a used one would replace that host's results (README: repeated addresses).
+    used = {h.ip for h in model.hosts}
+    new_ip = next(ip for ip in (f"10.0.7.{n}" for n in range(254, 0, -1)) if ip not in used)
     return [{"op": "remediate", "host_id": a.id}, {"op": "fix", "host_id": b.id, "qid": qid},
             {"op": "add_detection", "host_id": c.id, "qid": 990001, "port": 8443, "protocol": "tcp"},
-            {"op": "add_host", "ip": "10.0.7.250", "dns": "new.demo.example",
+            {"op": "add_host", "ip": new_ip, "dns": "new.demo.example",
              "detections": [{"qid": 990002, "port": 22, "protocol": "tcp"}]}]
 
 
