@@ -126,10 +126,8 @@ def produce(job) -> None:
 def qualys_client(cfg, job):
     from qualys_connector.qualys.api import QualysClient
 
-    return QualysClient(cfg.url, cfg.user_id, cfg.password, proxy=cfg.proxy,
-                        proxy_username=cfg.proxy_username, proxy_password=cfg.proxy_password,
-                        verify=cfg.tls_verify, timeout=cfg.timeout, poll_interval=cfg.poll_interval,
-                        max_wait=cfg.max_wait, sleep=job.sleep, stop=job.stop.is_set, live=job.progress)
+    return QualysClient.for_config(cfg, poll_interval=cfg.poll_interval, max_wait=cfg.max_wait, sleep=job.sleep,
+                                   stop=job.stop.is_set, live=job.progress)
 
 
 def produce_detections(cfg, job) -> None:

@@ -47,9 +47,7 @@ def concurrency_cap(config, jobs: int, log) -> int:
         return jobs
     from .qualys.api import QualysClient
     try:
-        with QualysClient(config.url, config.user_id, config.password, proxy=config.proxy,
-                          proxy_username=config.proxy_username, proxy_password=config.proxy_password,
-                          verify=config.tls_verify, timeout=config.timeout) as client:
+        with QualysClient.for_config(config) as client:
             limit = client.probe_concurrency_limit()
     except ConnectorError as exc:
         log.warning("could not learn Qualys's concurrency limit (%s); running one template at a time", exc)

@@ -50,6 +50,13 @@ class QualysClient:
         self.url = self.transport.url
         self._call = self.transport.call
 
+    @classmethod
+    def for_config(cls, cfg, **more) -> "QualysClient":
+        """A client for the connection keys of a QualysGuard.yaml (url, credentials, proxy, TLS,
+        timeout); ``more`` adds what the caller's run needs (polling, sleep, stop...)."""
+        return cls(cfg.url, cfg.user_id, cfg.password, proxy=cfg.proxy, proxy_username=cfg.proxy_username,
+                   proxy_password=cfg.proxy_password, verify=cfg.tls_verify, timeout=cfg.timeout, **more)
+
     @property
     def limits(self):
         """The limit headers of the last answer (``responses.Limits``)."""
