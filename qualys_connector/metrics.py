@@ -14,11 +14,11 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 from dataclasses import dataclass, field
 
 from .errors import UsageError
+from .privatecopy import replace_atomically
 
 RESULTS = ("delivered", "written", "failed", "interrupted", "locked")
 SUCCESS = ("delivered", "written")
@@ -191,20 +191,7 @@ def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
     problem = _not_a_regular_file(path)
     if problem:
         raise OSError(0, problem)
-    path = os.path.realpath(path)
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}-", dir=directory)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    replace_atomically(os.path.realpath(path), lambda fh: fh.write(text.encode("utf-8")), mode=mode)
 
 
 # ------------------------------------------------------------------ the hook the commands call

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 from ..errors import ConfigError
+from ..privatecopy import replace_atomically
 from .events import MAX_EVENT_ID
 
 FILENAME = "censys-qualys.position.json"
@@ -40,14 +40,4 @@ class Position:
 
     def _save(self, next_id: int) -> None:
         os.makedirs(self.state_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".position-", dir=self.state_dir)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"next_id": int(next_id)}, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        replace_atomically(self.path, lambda fh: fh.write(json.dumps({"next_id": int(next_id)}).encode()))

@@ -13,12 +13,12 @@ import hashlib
 import json
 import os
 import socket
-import tempfile
 import time
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..logsetup import get_logger
+from ..privatecopy import replace_atomically
 from ..statedir import state_dir
 from ..tempnames import alive
 
@@ -46,14 +46,7 @@ class LaunchedReports:
                               "until": time.time() + self.max_wait + GRACE}).encode()
         try:
             self.directory.mkdir(mode=0o700, exist_ok=True)
-            fd, part = tempfile.mkstemp(prefix=".launched-", dir=self.directory)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(content)
-                os.replace(part, self._path(self.current))
-            except BaseException:
-                os.unlink(part)
-                raise
+            replace_atomically(self._path(self.current), lambda out: out.write(content))
         except OSError as exc:
             log.warning("could not record launched report %s in %s: %s; a killed run would leave it in Qualys",
                         report_id, self.directory, exc.strerror)
