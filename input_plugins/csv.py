@@ -45,11 +45,12 @@ def _check_block(block: bytes) -> list[int] | None:
     """
     if b"\0" in block:
         return None
-    try:
-        text = block.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return check_lines(text, ("AddScanResult", "AddHost"))
+    if not block.isascii():             # isascii is many times faster than decoding
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return check_lines(block, ("AddScanResult", "AddHost"))
 
 
 def _check_lines(block: bytes, number: int, path: str, job, out) -> int:

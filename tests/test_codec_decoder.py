@@ -178,7 +178,7 @@ def test_a_block_check_vouches_only_for_lines_decode_accepts_and_counts_the_same
     for _ in range(4000):
         lines = [rng.choice(shapes) for _ in range(rng.randint(1, 6))]
         text = "\n".join(lines) + "\n"
-        counts = c.check_lines(text, ("AddScanResult", "AddHost"))
+        counts = c.check_lines(text.encode(), ("AddScanResult", "AddHost"))
         if counts is not None:
             vouched += 1
             assert counts == counted_by_decode(lines), lines
@@ -193,7 +193,7 @@ def test_a_block_of_encoded_commands_is_checked_in_bulk():
         lines.append(c.encode(builders.add_scan_result(f"10.0.{i // 250}.{i % 250}", "Q", i, rng.choice([None, 80]),
                                                        rng.choice([None, "udp"]), 'a "t", x', " d,  ", ["CVE-1"], [])))
     lines += [c.encode(builders.set_source("QualysGuard")), c.encode(builders.scan_flush())]
-    assert c.check_lines("\n".join(lines) + "\n", ("AddScanResult", "AddHost")) == [4002, 2000, 2000]
+    assert c.check_lines(("\n".join(lines) + "\n").encode(), ("AddScanResult", "AddHost")) == [4002, 2000, 2000]
 
 
 @pytest.mark.parametrize("possessive", [False, True])
@@ -210,14 +210,14 @@ def test_the_whole_line_pattern_accepts_exactly_the_lines_split_fields_accepts(p
 
 
 def test_a_block_check_never_lets_a_quoted_field_run_on_over_a_line_end():
-    """The block pattern allows LF inside quotes; the even-quotes rule must refuse every such block."""
+    """The block pattern lets a quoted field run on over an LF; the even-quotes test must refuse every such block."""
     rng = random.Random(23)
     pieces = ['AddHost,', 'a', ' ', '\t', ',', '"', '""', 'é', '\n']
     vouched = 0
     for _ in range(20000):
         text = "AddHost," + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
         text = text.replace("\n", "\nAddHost,") + "\n"         # every line starts with a command name
-        counts = c.check_lines(text, ("AddHost",))
+        counts = c.check_lines(text.encode(), ("AddHost",))
         lines = text.split("\n")[:-1]
         accepted = all(isinstance(outcome(c.split_fields, line), list) for line in lines)
         assert (counts is not None) == accepted, repr(text)
@@ -229,5 +229,5 @@ def test_a_block_check_never_lets_a_quoted_field_run_on_over_a_line_end():
 
 def test_a_block_with_a_quoted_field_over_two_lines_is_left_to_the_line_by_line_check():
     text = 'AddHost,"a\nAddHost,b",c\n'
-    assert c.check_lines(text) is None
-    assert c.check_lines('AddHost,"a"\nAddHost,"b"",c"\n') == [2]
+    assert c.check_lines(text.encode()) is None
+    assert c.check_lines(b'AddHost,"a"\nAddHost,"b"",c"\n') == [2]

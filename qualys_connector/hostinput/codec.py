@@ -184,52 +184,70 @@ def split_fields(line: str) -> list[str]:
     return [quoted.replace('""', '"') if quoted else plain.rstrip(" \t") for quoted, plain, _ in rows]
 
 
-
-
 def good_line_pattern(possessive: bool) -> re.Pattern:
     """A whole line that split_fields accepts (for lines known to hold no CR or LF).
 
     The fields are those of _FIELD. Possessive quantifiers (Python 3.11+) accept exactly the same
-    lines, since every field has one reading; they only spare the engine its backtracking.
+    lines, since every field has one reading; they only spare the engine its backtracking. An
+    unquoted field also stops at LF, so that in a block (block_pattern) it ends with its line.
     """
     plus = "+" if possessive else ""
-    field = f'[ \\t]*{plus}(?:"[^"]*{plus}(?:""[^"]*{plus})*{plus}"[ \\t]*{plus}|[^,"]*{plus})'
+    field = f'[ \\t]*{plus}(?:"[^"]*{plus}(?:""[^"]*{plus})*{plus}"[ \\t]*{plus}|[^,"\\n]*{plus})'
     return re.compile(f"{field}(?:,{field})*{plus}")
 
 
-_GOOD_LINE = good_line_pattern(sys.version_info >= (3, 11))
-# A line check_lines can count in bulk: a good line that starts with an ASCII letter (not a blank
-# line, comment, leading blanks or quoted name) and not with a SetMap: prefix. One pattern, so the
-# block is matched in one pass.
-_BULK_LINE = re.compile(r"(?=[A-Za-z])(?!SetMap:)(?:" + _GOOD_LINE.pattern + ")")
-_NAMED: dict[str, re.Pattern] = {}
+_POSSESSIVE = sys.version_info >= (3, 11)
 
 
-def check_lines(text: str, names: tuple[str, ...] = ()) -> list[int] | None:
-    """Check a block of whole lines at once; [commands, lines of each of ``names``], or None.
+def block_pattern(names: tuple[str, ...]) -> re.Pattern:
+    """Whole LF-ended lines, all of which check_lines may count in bulk, as one bytes pattern.
 
-    For files of millions of lines: the lines are matched in C (one compiled pattern per line,
-    no fields built) and the commands counted by searching the block. None means "look line by
-    line with decode": a bad line, and also lines this shortcut does not count (comments, blank
-    lines, CR, a SetMap: prefix, a name that is quoted or has blanks before it).
+    Each line starts with an ASCII letter (no blank line, comment, leading blank or quoted name),
+    has no SetMap: prefix, and does not start with one of ``names`` followed by a blank or the
+    line end (so that counting "<LF>name," finds every line of that command); then the fields
+    of good_line_pattern. Unquoted fields and blanks stop at LF; quoted fields do not, because the
+    class [^"] runs several times faster in the regex engine than [^"\n]: check_lines refuses
+    a quoted field that runs on over a line end with a separate, cheap test.
     """
-    if not text.endswith("\n") or "\r" in text:
+    odd = "".join(f"(?!{re.escape(name)}[ \\t\\n])" for name in names)
+    line = f"(?=[A-Za-z])(?!SetMap:){odd}(?:{good_line_pattern(_POSSESSIVE).pattern})\\n"
+    return re.compile(f"(?:{line})*{'+' if _POSSESSIVE else ''}".encode("ascii"))
+
+
+_BLOCKS: dict[tuple[str, ...], re.Pattern] = {}
+_ALL_BUT_QUOTES_AND_LF = bytes(range(256)).translate(None, b'"\n')
+_EVEN_QUOTES = re.compile(rb'(?:(?:"")*+\n)*+' if _POSSESSIVE else rb'(?:(?:"")*\n)*')
+
+
+def check_lines(block: bytes, names: tuple[str, ...] = ()) -> list[int] | None:
+    """Check a block of whole UTF-8 lines at once; [commands, lines of each of ``names``], or None.
+
+    For files of millions of lines: one compiled pattern matches the whole block in C (no line
+    split, no fields built) and the commands are counted by searching the block. None means
+    "look line by line with decode": a bad line, and also lines this shortcut does not count
+    (comments, blank lines, CR, a SetMap: prefix, a name that is quoted or has blanks before or
+    after it). The block must be valid UTF-8; the caller checks that (bytes of multi-byte
+    characters are never ASCII, so they cannot pass for a quote, comma or LF here).
+
+    A quoted field that runs on over an LF is the one thing the block pattern lets through; it
+    always leaves an odd number of quotes on the line where it opens (every field before it has
+    an even number, it opens with one and doubles the rest), while every good line has an even
+    number. Hence the second test, on the block with all but its quotes and LFs deleted.
+    """
+    if not block.endswith(b"\n") or b"\r" in block:
         return None
-    block = "\n" + text
-    lines = text.split("\n")
-    lines.pop()                                  # the empty rest after the last LF
-    if not all(map(_BULK_LINE.fullmatch, lines)):
+    pattern = _BLOCKS.get(names)
+    if pattern is None:
+        pattern = _BLOCKS[names] = block_pattern(names)
+    if pattern.fullmatch(block) is None:
         return None
-    counts = [len(lines)]
+    skeleton = block.translate(None, _ALL_BUT_QUOTES_AND_LF)
+    if _EVEN_QUOTES.fullmatch(skeleton) is None:
+        return None
+    counts = [skeleton.count(b"\n")]
     for name in names:
-        start = "\n" + name
-        found = block.count(start)
-        if found and found != block.count(start + ","):   # "name ,", "name\n" or a longer name
-            pattern = _NAMED.get(name)
-            if pattern is None:
-                pattern = _NAMED[name] = re.compile(re.escape(start) + r"(?=[ \t]*[,\n])")
-            found = len(pattern.findall(block))
-        counts.append(found)
+        start = name.encode("ascii") + b","
+        counts.append(block.count(b"\n" + start) + block.startswith(start))
     return counts
 
 
