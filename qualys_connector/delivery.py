@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from .errors import FMCProtocolError, FMCRejected, Interrupted, LineTooLong
 from .hostinput.codec import decode
@@ -127,6 +127,35 @@ def _copy_head(path: str, size: int, out) -> None:
             size -= len(chunk)
 
 
+def _payloads(path: str, max_size: int) -> Iterator[bytes]:
+    """The DATA payloads of ``path``, read about one message at a time (see _send_ahead)."""
+    batcher = Batcher(max_size)
+    with open(path, "rb") as fh:
+        for block in line_blocks(fh, max_size):
+            yield from batcher.add_block(block)
+    yield from batcher.finish()
+
+
+def _send_ahead(payloads: Iterator[bytes], deliver: Callable[[bytes, Callable[[], object]], None]) -> None:
+    """``deliver`` every payload, each with a function that makes the next one ready.
+
+    deliver calls it while the FMC processes the message just sent (``send_data(meanwhile=)``),
+    so reading and batching the file costs no time of its own on the wire: the FMC's work on a
+    message is always longer than cutting the next one from the file.
+    """
+    ready: list[bytes | None] = []
+
+    def prepare_next() -> None:
+        if not ready:
+            ready.append(next(payloads, None))
+
+    current = next(payloads, None)
+    while current is not None:
+        deliver(current, prepare_next)
+        prepare_next()              # in case deliver did not (an interrupted send raises instead)
+        current = ready.pop()
+
+
 def send_file(path: str, client: HostInputClient, *, shorten: bool,
               stats: DeliveryStats | None = None,
               progress: Callable[[DeliveryStats], None] | None = None,
@@ -144,18 +173,18 @@ def send_file(path: str, client: HostInputClient, *, shorten: bool,
                  stats.lines_total, client.where, stats.messages_total,
                  "" if stats.messages_total == 1 else "s", max_size)
         live.phase("sending", total=stats.messages_total)
-        batcher = Batcher(max_size)
         last_report = time.monotonic()
 
-        def deliver(payload: bytes) -> None:
+        def deliver(payload: bytes, prepare_next: Callable[[], object]) -> None:
             nonlocal last_report
             if stop is not None and stop.is_set():
                 raise Interrupted(f"stopped on request; {stats.messages_acked} of {stats.messages_total} DATA "
                                   "messages were acknowledged before that",
                                   "run again to deliver everything: ScanFlush replaces what arrived")
-            reply = client.send_data(payload)
+            lines = []
+            reply = client.send_data(payload, meanwhile=lambda: (lines.append(payload.count(b"\n")), prepare_next()))
             stats.messages_acked += 1
-            stats.lines_acked += payload.count(b"\n")
+            stats.lines_acked += lines[0]
             live.update(messages=stats.messages_acked, lines=stats.lines_acked)
             if not reply.ok:
                 stats.replies_with_errors += 1
@@ -174,16 +203,15 @@ def send_file(path: str, client: HostInputClient, *, shorten: bool,
                 if progress:
                     progress(stats)
 
+        payloads = _payloads(to_send, max_size)
         try:
-            for block in _blocks(to_send):
-                for payload in batcher.add_block(block):
-                    deliver(payload)
-            for payload in batcher.finish():
-                deliver(payload)
+            _send_ahead(payloads, deliver)
         except FMCProtocolError as exc:
             raise FMCProtocolError(
                 f"{exc.message}; {stats.messages_acked} of {stats.messages_total} DATA messages "
                 f"were acknowledged before that", "run again: ScanFlush replaces what arrived") from None
+        finally:
+            payloads.close()            # the file, at once
     finally:
         if to_send != path:
             os.unlink(to_send)

@@ -15,13 +15,18 @@ class FakeClient:
 
     def __init__(self, max_size=65536, errors_on=(), drop_on=None):
         self.max_size, self.errors_on, self.drop_on = max_size, set(errors_on), drop_on
-        self.payloads = []
+        self.payloads, self.events = [], []
 
-    def send_data(self, payload):
+    def send_data(self, payload, meanwhile=None):
         n = len(self.payloads) + 1
         if self.drop_on == n:
             raise FMCProtocolError("the FMC closed the connection during a reply")
         self.payloads.append(payload)
+        self.events.append(f"sent {n}")
+        if meanwhile is not None:
+            meanwhile()
+            self.events.append(f"prepared after {n}")
+        self.events.append(f"reply {n}")
         count = payload.count(b"\n")
         errors = ["Failed to Execute Command: bad"] if n in self.errors_on else []
         return ServerReply(tlv.DATA, hostinput.parse_reply(hostinput.format_reply(errors, count)))
@@ -104,3 +109,31 @@ def test_a_too_long_line_in_a_later_block_is_refused_with_its_line_number(tmp_pa
     with pytest.raises(LineTooLong) as info:
         send_file(spool(tmp_path, lines), client, shorten=True)
     assert "line 701 " in info.value.message and client.payloads == []
+
+
+def test_the_next_message_is_cut_while_the_fmc_works_on_the_one_just_sent():
+    from qualys_connector.delivery import _send_ahead
+    events = []
+
+    def payloads():
+        for i in (1, 2, 3):
+            events.append(f"cut {i}")
+            yield i
+
+    def deliver(payload, prepare_next):
+        events.append(f"send {payload}")
+        prepare_next()
+        events.append(f"reply {payload}")
+
+    _send_ahead(payloads(), deliver)
+    assert events == ["cut 1", "send 1", "cut 2", "reply 1", "send 2", "cut 3", "reply 2", "send 3", "reply 3"]
+
+
+def test_a_send_prepares_each_next_message_between_sending_one_and_reading_its_reply(tmp_path):
+    lines = [hostinput.set_source("QualysGuard")] + [scan(i) for i in range(300)] + [hostinput.scan_flush()]
+    client = FakeClient(max_size=1000)
+    stats = send_file(spool(tmp_path, lines), client, shorten=False)
+    n = stats.messages_total
+    assert n > 10 and client.events == [e for i in range(1, n + 1)
+                                        for e in (f"sent {i}", f"prepared after {i}", f"reply {i}")]
+    assert stats.lines_acked == sum(p.count(b"\n") for p in client.payloads)

@@ -9,6 +9,7 @@ import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import FMCCertificateRejected, FMCCertificateUntrusted, FMCConnectError, FMCProtocolError
 from . import tlv
@@ -156,11 +157,18 @@ class HostInputClient:
             self._sock = None
 
     # ------------------------------------------------------------------ messages
-    def send_data(self, payload: bytes) -> ServerReply:
-        """Send one DATA message and wait for its reply (the protocol is stop-and-wait)."""
+    def send_data(self, payload: bytes, meanwhile: Callable[[], object] | None = None) -> ServerReply:
+        """Send one DATA message and wait for its reply (the protocol is stop-and-wait).
+
+        ``meanwhile`` runs once the message is written and before its reply is read: the caller
+        prepares its next message while the FMC works on this one, instead of the FMC waiting
+        for it afterwards. Nothing is sent before the reply arrives.
+        """
         if self.max_size is not None and len(payload) > self.max_size:
             raise ValueError("DATA payload larger than MAX_SIZE")  # batching guarantees this
         self._send(tlv.data_frame(payload))
+        if meanwhile is not None:
+            meanwhile()
         frame = self._read_frame(during="a reply")
         return ServerReply(frame.type, parse_reply(frame.payload.decode("utf-8", "replace")))
 
