@@ -15,7 +15,6 @@ from operator import attrgetter
 
 from qualys_connector import hostinput, qgconfig
 from qualys_connector.hostinput import Command
-from qualys_connector.records import Finding
 from qualys_connector.text import ascii_text, clean_text
 from qualys_connector.logsetup import mask_url
 from qualys_connector.privatecopy import copy_private
@@ -236,7 +235,9 @@ def download(cfg, dest: str, job) -> None:
 def write_commands(report, cfg, job) -> None:
     out, summary = job.out, job.summary
     tails: dict[int, str] = {}      # per QID: the encoded title, description and id lists
-    middles: dict[Finding, str] = {}  # per finding: bounded by the report's distinct findings
+    # Per (qid, port, protocol), bounded by the distinct findings. A tuple made here hashes in C;
+    # a Finding's own hash (a dataclass's, in Python) would cost more than the rest of the line.
+    middles: dict[tuple, str] = {}
 
     # With -csvfile, lines are shortened so that each fits a DATA message of job.max_size together
     # with the header lines the client repeats (so the file can later be sent with the csv plugin).
@@ -292,10 +293,11 @@ def write_commands(report, cfg, job) -> None:
         head = "AddScanResult," + hostinput.encode_args("AddScanResult", (host.ip, cfg.scanner_name)) + ","
         lines: list[str] = []           # this host's results, written at once
         for finding in host.findings:   # already distinct by Finding.fmc_key
-            middle = middles.get(finding)
+            key = (finding.qid, finding.port, finding.protocol)
+            middle = middles.get(key)
             if middle is None:
                 port, proto = finding.target
-                middle = middles[finding] = hostinput.encode_args(
+                middle = middles[key] = hostinput.encode_args(
                     "AddScanResult", (str(finding.qid), "" if port is None else str(port), proto or ""), first=2)
             line = f"{head}{middle},{tail(finding.qid)}\n"
             if limit is not None and len(line) * 4 > limit and len(line.encode()) > limit:

@@ -23,7 +23,8 @@ log = get_logger("report")
 
 INVALID = -1           # VULN_INFO without a numeric QID
 FILTERED = -2          # TYPE not asked for (vuln_types)
-RAW_CACHE_LIMIT = 200_000   # distinct raw (qid, type, port, protocol) texts remembered
+FIXED = -3             # VULN_STATUS Fixed: no current finding
+RAW_CACHE_LIMIT = 200_000   # distinct raw (qid, type, port, protocol, status) texts remembered
 WARN_LIMIT = 10        # per kind of problem; the rest go to debug level (the counts are in the stats)
 # What is read of a VULN_INFO_LIST; everything else in it (RESULT, dates, CVSS...) is skipped in C.
 _FIELD_TAGS = ("VULN_INFO", "QID", "TYPE", "PORT", "PROTOCOL", "VULN_STATUS")
@@ -49,7 +50,8 @@ class FindingTable:
         self.cached = self._by_raw.get
 
     def lookup(self, raw: tuple) -> int:
-        """Id for the raw texts (QID, TYPE, PORT, PROTOCOL) of a VULN_INFO, or INVALID / FILTERED."""
+        """Id for the raw texts (QID, TYPE, PORT, PROTOCOL, VULN_STATUS) of a VULN_INFO, or FIXED,
+        INVALID or FILTERED (in that order of precedence)."""
         code = self._by_raw.get(raw)
         if code is None:
             code = self._resolve(raw)
@@ -58,7 +60,9 @@ class FindingTable:
         return code
 
     def _resolve(self, raw: tuple) -> int:
-        qid_text, kind, port_text, proto = raw
+        qid_text, kind, port_text, proto, status = raw
+        if status is not None and status.strip().casefold() == "fixed":
+            return FIXED
         qid = parse_qid(qid_text)
         if qid is None:
             return INVALID
@@ -107,10 +111,6 @@ def canonical_address(text: str) -> str:
         return text
     # A zone id (fe80::1%eth0) means nothing to the FMC, which wants a bare address.
     return str(ipaddress.ip_address(text.split("%", 1)[0]))
-
-
-def _is_fixed(status: str) -> bool:
-    return status.strip().casefold() == "fixed"
 
 
 def _text(value: str | None) -> str | None:
@@ -254,26 +254,25 @@ class HostReader:
 
     def _findings(self, vulns, address: str, ids: list[int]) -> None:
         table, stats = self.table, self.stats
-        lookup, counts, dedup_ids = table.lookup, table.counts, table.dedup_ids
+        lookup, counts, dedup_ids, portless = table.lookup, table.counts, table.dedup_ids, table.portless
         cached = table.cached          # the hot path: one dict lookup per finding
         seen: set[int] = set()
+        fixed = filtered = 0
         rows = _fields_fast(vulns)
         if rows is None:
             rows = _fields_exact(vulns)
             stats.findings_total -= len(vulns) - len(rows)   # children that are no VULN_INFO
-        for qid, kind, port, proto, status in rows:
-            if status is not None and _is_fixed(status):
-                # Fixed is no current finding (the template asked for it, or Qualys sent it anyway):
-                # the host counts as without it, so the FMC loses it (README "Keeping the FMC current").
-                stats.findings_filtered_status += 1
-                continue
-            raw = (qid, kind, port, proto)
+        for raw in rows:
             code = cached(raw)
             if code is None:
                 code = lookup(raw)
             if code < 0:
                 if code == FILTERED:
-                    stats.findings_filtered_type += 1
+                    filtered += 1
+                elif code == FIXED:
+                    # Fixed is no current finding (the template asked for it, or Qualys sent it anyway):
+                    # the host counts as without it, so the FMC loses it (README "Keeping the FMC current").
+                    fixed += 1
                 else:
                     stats.findings_invalid += 1
                     self._warn("qid", "skipped a finding of %s without a numeric QID (%r)",
@@ -284,7 +283,7 @@ class HostReader:
             # also repeats a QID per SSL flag, FQDN or INSTANCE; those collapse here on purpose,
             # since the FMC's AddScanResult has no field that could tell them apart.
             key = dedup_ids[code]
-            if code in table.portless:
+            if code in portless:
                 stats.ports_without_protocol += 1
                 log.debug("%s QID %s port %s has no tcp/udp PROTOCOL: counted at host level%s", address,
                           raw[0], (raw[2] or "").strip()[:10], ", merged with another of this QID" if key in seen else "")
@@ -294,6 +293,8 @@ class HostReader:
             seen.add(key)
             ids.append(code)
             counts[code] += 1
+        stats.findings_filtered_type += filtered
+        stats.findings_filtered_status += fixed
 
     def _warn(self, kind: str, message: str, *args) -> None:
         self._warned[kind] += 1
