@@ -234,10 +234,12 @@ def download(cfg, dest: str, job) -> None:
 
 def write_commands(report, cfg, job) -> None:
     out, summary = job.out, job.summary
-    tails: dict[int, str] = {}      # per QID: the encoded title, description and id lists
-    # Per (qid, port, protocol), bounded by the distinct findings. A tuple made here hashes in C;
-    # a Finding's own hash (a dataclass's, in Python) would cost more than the rest of the line.
-    middles: dict[tuple, str] = {}
+    # An AddScanResult line is head (per host: name, address, scanner) + middle (per distinct
+    # finding: QID, port, protocol) + tail (per QID: title, description, id lists, LF), each
+    # encoded by the codec once and cached; the two caches are bounded by the distinct findings
+    # and QIDs. The middle's key is a plain tuple: it hashes in C, a Finding (a dataclass) in Python.
+    tails: dict[int, tuple[str, int]] = {}     # QID -> (tail, its size in bytes)
+    middles: dict[tuple, tuple[str, int]] = {}  # (qid, port, protocol) -> (middle, its size in bytes)
 
     # With -csvfile, lines are shortened so that each fits a DATA message of job.max_size together
     # with the header lines the client repeats (so the file can later be sent with the csv plugin).
@@ -263,15 +265,14 @@ def write_commands(report, cfg, job) -> None:
 
     free_text = ascii_text if cfg.ascii_only else clean_text
 
-    def tail(qid: int) -> str:
-        text = tails.get(qid)
-        if text is None:
-            vuln = report.vuln(qid)          # a QID missing from the glossary reads "QID <n>"
-            text = tails[qid] = hostinput.encode_args("AddScanResult", (
-                free_text(vuln.title), free_text(vuln.threat),
-                hostinput.id_list_field(hostinput.CVE_HEADER, vuln.cve_ids),
-                hostinput.id_list_field(hostinput.BUGTRAQ_HEADER, vuln.bugtraq_ids)), first=5)
-        return text
+    def tail(qid: int) -> tuple[str, int]:
+        vuln = report.vuln(qid)          # a QID missing from the glossary reads "QID <n>"
+        text = hostinput.encode_args("AddScanResult", (
+            free_text(vuln.title), free_text(vuln.threat),
+            hostinput.id_list_field(hostinput.CVE_HEADER, vuln.cve_ids),
+            hostinput.id_list_field(hostinput.BUGTRAQ_HEADER, vuln.bugtraq_ids)), first=5) + "\n"
+        entry = tails[qid] = (text, len(text.encode()))
+        return entry
 
     debug = job.log.isEnabledFor(10)
     # SetDomain first: SetSource needs a leaf domain (docs/host-input.md §1.2), and a parent-domain certificate
@@ -281,40 +282,47 @@ def write_commands(report, cfg, job) -> None:
         emit(hostinput.set_domain(cfg.domain))
     emit(hostinput.set_source(cfg.source_name))
     job.progress.phase("writing commands", total=report.stats.hosts_kept)
+    room = limit if limit is not None else float("inf")
+    scanner = hostinput.encode_args("AddScanResult", (cfg.scanner_name,), first=1) + ","
     for host in report.hosts():
         note_host(job, host)
         if not host.findings and not cfg.add_host and not (cfg.set_os and host.os):
             continue
         summary.hosts += 1
+        address = hostinput.encode_args("AddHost", (host.ip,))     # ip_address, as in AddScanResult
         if cfg.add_host:
-            emit(hostinput.add_host(host.ip))
+            out.write(f"AddHost,{address}\n".encode())               # short: never anything to shorten
+            summary.commands += 1
         if cfg.set_os and host.os:
             emit(hostinput.set_os(host.ip, *split_os(free_text(host.os))))
-        head = "AddScanResult," + hostinput.encode_args("AddScanResult", (host.ip, cfg.scanner_name)) + ","
-        lines: list[str] = []           # this host's results, written at once
+        head = f"AddScanResult,{address},{scanner}"
+        head_size = len(head.encode())
+        parts: list[str] = []           # this host's results, written at once
         for finding in host.findings:   # already distinct by Finding.fmc_key
             key = (finding.qid, finding.port, finding.protocol)
-            middle = middles.get(key)
-            if middle is None:
+            entry = middles.get(key)
+            if entry is None:
                 port, proto = finding.target
-                middle = middles[key] = hostinput.encode_args(
-                    "AddScanResult", (str(finding.qid), "" if port is None else str(port), proto or ""), first=2)
-            line = f"{head}{middle},{tail(finding.qid)}\n"
-            if limit is not None and len(line) * 4 > limit and len(line.encode()) > limit:
-                out.write("".join(lines).encode())      # keep the order: what came before goes first
-                lines.clear()
+                text = hostinput.encode_args(
+                    "AddScanResult", (str(finding.qid), "" if port is None else str(port), proto or ""), first=2) + ","
+                entry = middles[key] = (text, len(text.encode()))
+            middle, middle_size = entry
+            end, end_size = tails.get(finding.qid) or tail(finding.qid)
+            if head_size + middle_size + end_size > room:
+                out.write("".join(parts).encode())      # keep the order: what came before goes first
+                parts.clear()
                 vuln = report.vuln(finding.qid)
                 emit(hostinput.add_scan_result(host.ip, cfg.scanner_name, finding.qid, *finding.target,
                                                free_text(vuln.title), free_text(vuln.threat),
                                                vuln.cve_ids, vuln.bugtraq_ids))
                 summary.commands -= 1       # counted below with the others
             else:
-                lines.append(line)
+                parts += (head, middle, end)
             if debug:
                 port, proto = finding.target
                 job.log.debug("%s QID %d %s/%s", host.ip, finding.qid, port or "-", proto or "-")
-        if lines:
-            out.write("".join(lines).encode())
+        if parts:
+            out.write("".join(parts).encode())
         summary.commands += len(host.findings)
         summary.findings += len(host.findings)
         if summary.hosts % 500 == 0:
