@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from . import yamlconf
 from .deliveryrecord import MaxClear
 from .errors import ConfigError
-from .logsetup import add_secret, get_logger, mask_url
+from .logsetup import add_secret, get_logger
 
 DEFAULT_URL = "https://qualysapi.qualys.com"
 MAX_NAME = 255      # source_name, scanner_name, domain: display names, a few words in practice

@@ -6,7 +6,6 @@ then silence), "redirect" (HTTP 302 to another host). Used by the robustness tes
 from __future__ import annotations
 
 import threading
-import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 

@@ -18,7 +18,7 @@ from qualys_connector.censys.sync import run_cycle
 from qualys_connector.censys import settings as settings_module
 from qualys_connector.emulators.censys.server import CensysEmulator
 from qualys_connector.emulators.qualys.server import QualysEmulator
-from qualys_connector.errors import CensysAuthError, QualysError
+from qualys_connector.errors import QualysError
 from qualys_connector.qualys.api import QualysClient
 
 KEY, QPW = "censys-key-123", "qualys-pw-456"

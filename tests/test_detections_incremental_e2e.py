@@ -10,7 +10,7 @@ import sqlite3
 import httpx
 import pytest
 
-from conftest import CLIENT_PASSWORD, run_cli
+from conftest import run_cli
 from qualys_connector.emulators.fmc.server import FMCEmulator
 from qualys_connector.emulators.qualys.detectionmodel import DetectionModel
 from qualys_connector.emulators.qualys.server import QualysEmulator

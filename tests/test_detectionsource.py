@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qualys_connector.errors import QualysError, ReportFormatError
+from qualys_connector.errors import ReportFormatError
 from qualys_connector.ipranges import IPRanges
 from qualys_connector.qualys.detections import DETECTION_PATH, detection_form
 from qualys_connector.qualys.detectionsource import DetectionSource, qualys_ips

@@ -35,7 +35,7 @@ def test_thousands_of_commands_arrive_complete_and_in_order_with_a_small_max_siz
     lines = sample_lines(1500)                      # 3,002 commands
     source = write_csv(tmp_path / "in.csv", lines)
     with FMCEmulator(pki=pki, max_size=512, accept_unknown_hosts=True) as fmc:
-        result = run_cli(f"-server=127.0.0.1", f"-port={fmc.port}", f"-pkcs12={pki.client_pkcs12}",
+        result = run_cli("-server=127.0.0.1", f"-port={fmc.port}", f"-pkcs12={pki.client_pkcs12}",
                          f"-pl={source}", "csv", env=env())
         assert result.returncode == 0, result.stderr
         received = [l for m in fmc.messages for l in m.decode().splitlines() if l != "SetSource,QualysGuard"]
@@ -166,7 +166,7 @@ def test_legacy_pkcs12_encryptions_work(tmp_path, pki, fmc, lock_dir):
         try:
             write_client_pkcs12(str(path), pki, password=None if encryption == "none" else "legacy-pw",
                                 encryption=encryption)
-        except Exception as exc:  # RC2 needs the openssl CLI with -legacy
+        except Exception:  # RC2 needs the openssl CLI with -legacy
             if encryption == "rc2":
                 continue
             raise

@@ -3,7 +3,6 @@ the map read back with ``fmc-emulator export`` after every run (README "Keeping 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys

@@ -1,7 +1,6 @@
 """KnowledgeBase answers parsed from hand-written XML, the SQLite cache, and lookups that ask only for unknown QIDs."""
 from __future__ import annotations
 
-import re
 import sqlite3
 
 import pytest

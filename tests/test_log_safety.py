@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import io
-import logging
 import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import CLIENT_PASSWORD, run_cli
+from conftest import run_cli
 from qualys_connector import logsetup
 from qualys_connector.statedir import create_private
 

@@ -8,7 +8,6 @@ import pytest
 from conftest import run_cli
 from input_plugins.qualysguard import split_os
 from qualys_connector.report import open_report
-from qualys_connector.records import Finding
 
 
 @pytest.mark.parametrize("text, expected", [

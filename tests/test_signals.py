@@ -1,5 +1,4 @@
 """SIGTERM during a run: stop cleanly, remove temp files, say how far it got, exit non-zero."""
-import glob
 import os
 import signal
 import subprocess

@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                  "sleep 2\n" + " ".join(shlex.quote(c) for c in command) + "\nrc=$?\nkill %1 %2\nwait\nexit $rc\n")
     os.chmod(rerun, 0o755)
     print(f"\nEverything is in {run_dir}")
-    print(f"  QualysGuard.yaml, pki/, network-map.json, the three logs; passwords in demo.env (mode 600)")
+    print("  QualysGuard.yaml, pki/, network-map.json, the three logs; passwords in demo.env (mode 600)")
     print(f"To run it again by hand: {rerun}")
     return 0 if ok else 1
 

@@ -10,7 +10,7 @@ import click
 from .. import start_listening, wait_for_stop_signal
 
 from .detectionmodel import DetectionModel, ModelError
-from .server import CALL_FAULTS, REPORT_FAULTS, QualysEmulator, TemplateSpec
+from .server import REPORT_FAULTS, QualysEmulator, TemplateSpec
 
 CHANGE_FORMS = "remediate:HOST_ID, fix:HOST_ID:QID, add-detection:HOST_ID:QID[:PORT/PROTOCOL] or add-host:IP"
 
