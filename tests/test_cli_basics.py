@@ -110,6 +110,25 @@ def test_a_csv_file_of_many_blocks_is_written_back_byte_for_byte_and_counted(tmp
     assert "hosts=20000 findings=20000 commands=40002" in result.stderr
 
 
+def test_a_file_of_multi_byte_text_is_checked_in_bulk_and_counted_the_same(tmp_path):
+    lines = [line.replace(b"with a comma", "with « é » and 漢字".encode()) for line in big_host_input(20000)]
+    data = b"\n".join(lines) + b"\n"
+    (tmp_path / "in.csv").write_bytes(data)
+    result = run("-c=out.csv", "-pl=in.csv", "csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.csv").read_bytes() == data
+    assert "hosts=20000 findings=20000 commands=40002" in result.stderr
+
+
+def test_a_broken_multi_byte_character_deep_in_a_file_is_named_with_its_line(tmp_path):
+    lines = [line.replace(b"with a comma", "with é".encode()) for line in big_host_input(20000)]
+    lines[31234] = lines[31234].replace("é".encode(), b"\xc3(")
+    (tmp_path / "in.csv").write_bytes(b"\n".join(lines) + b"\n")
+    result = run("-c=out.csv", "-pl=in.csv", "csv", cwd=tmp_path)
+    assert result.returncode == 1 and "in.csv, line 31235: not UTF-8" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out.csv").exists()
+
+
 @pytest.mark.parametrize("bad, reason", [
     (b'AddHost,"10.0.0.1', "unterminated quoted field"),
     (b'AddHost,"10.0.0.1" x', "unexpected character 'x' after a quoted field"),

@@ -173,7 +173,8 @@ def test_a_block_check_vouches_only_for_lines_decode_accepts_and_counts_the_same
     shapes = ['AddHost,10.0.0.1', 'AddScanResult,1.2.3.4,"Q",1,,,"a ""b"", c","d","cve_ids:","bugtraq_ids:"',
               'AddScanResult ,1.2.3.4', 'AddScanResultX,1', 'AddHost', 'SetOS,1.2.3.4, "V" ,P', 'ScanFlush',
               '# comment "', '', '  AddHost,1.2.3.4', '"AddHost",1.2.3.4', 'SetMap:M,AddHost,1.2.3.4',
-              'AddHost,"1.2.3.4', 'AddHost,1"2', 'AddHost,"a" b', 'AddHost,a\r', 'AddHost\t,x', 'AddHost,"x"\t']
+              'AddHost,"1.2.3.4', 'AddHost,1"2', 'AddHost,"a" b', 'AddHost,a\r', 'AddHost\t,x', 'AddHost,"x"\t',
+              'AddScanResult,1.2.3.4,"Qé",1,,,"« ""é"" »","d","cve_ids:","bugtraq_ids:"', 'AddHost,é"', 'AddHostAttribute,a']
     vouched = 0
     for _ in range(4000):
         lines = [rng.choice(shapes) for _ in range(rng.randint(1, 6))]

@@ -167,3 +167,44 @@ def test_an_icmp_twin_of_a_host_level_finding_is_sent_and_counted_once(tmp_path,
     counts = result.stderr.splitlines()[-1].split("Summary: ")[1].split(" elapsed=")[0]
     plain_counts = dry_run(tmp_path)[1].stderr.splitlines()[-1].split("Summary: ")[1].split(" elapsed=")[0]
     assert counts == plain_counts and "findings=" in counts
+
+
+def test_a_result_line_is_shortened_exactly_when_its_bytes_exceed_the_room_left_by_the_header_lines():
+    """The writer measures lines from cached sizes in bytes: a multi-byte scanner name and
+    description must count as bytes, so a line of exactly the room is kept and one byte more is cut."""
+    import io
+    import logging
+    from types import SimpleNamespace
+    from input_plugins.qualysguard import write_commands
+    from qualys_connector import hostinput
+    from qualys_connector.records import Finding, Host, Vuln
+
+    max_size = 1000
+    cfg = SimpleNamespace(domain=None, source_name="QG", scanner_name="Scänner", ascii_only=False,
+                          add_host=True, set_os=False)
+    room = max_size - len(b"SetSource,QG\n")
+    finding = Finding(qid=7, type="Vuln", port=443, protocol="tcp")
+
+    def written(desc):
+        vuln = Vuln(qid=7, title="T", threat=desc)
+        report = SimpleNamespace(hosts=lambda: iter([Host(ip="10.0.0.1", findings=[finding])]),
+                                 vuln=lambda qid: vuln, stats=SimpleNamespace(hosts_kept=1))
+        job = SimpleNamespace(out=io.BytesIO(), summary=SimpleNamespace(commands=0, hosts=0, findings=0),
+                              max_size=max_size, log=logging.getLogger("test"), clearing=None,
+                              progress=SimpleNamespace(phase=lambda *a, **k: None, update=lambda **k: None),
+                              check_stop=lambda: None)
+        write_commands(report, cfg, job)
+        lines = job.out.getvalue().splitlines(keepends=True)
+        assert lines[:2] == [b"SetSource,QG\n", b"AddHost,10.0.0.1\n"] and lines[-1] == b"ScanFlush\n"
+        (line,) = lines[2:-1]
+        return line
+
+    def full(desc):
+        return hostinput.encode_line(hostinput.add_scan_result("10.0.0.1", "Scänner", 7, 443, "tcp", "T", desc, [], []))
+
+    base = len(full(""))
+    exact = "é" * ((room - base) // 2) + "x" * ((room - base) % 2)      # two bytes a character
+    assert len(full(exact)) == room and len(exact) < room - base
+    assert written(exact) == full(exact)                                # fits: as it is
+    longer = written(exact + "x")
+    assert len(longer) <= room and longer.endswith(b'...","cve_ids:","bugtraq_ids:"\n')
