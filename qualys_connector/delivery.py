@@ -97,7 +97,8 @@ def _fit_block(block: bytes, batcher: Batcher, max_size: int, out, stats: Delive
             if exc.command != "AddScanResult":
                 raise _too_long(exc, max_size) from None
             command = decode(line.decode("utf-8"))
-            line, _ = fit_line(command, max_size - batcher.header_size())
+            # decoded once and encoded once: the line as read is its encoding (the spool is ours)
+            line, _ = fit_line(command, max_size - batcher.header_size(), line if line.endswith(b"\n") else None)
             log.debug("shortened AddScanResult for %s QID %s from %d to %d bytes to fit MAX_SIZE",
                       command.arg("ip_address"), command.arg("vuln_id"), exc.length - batcher.header_size(),
                       len(line))

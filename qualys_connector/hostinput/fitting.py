@@ -34,13 +34,16 @@ def fit(command: Command, limit: int, size: int | None = None) -> tuple[Command,
     return Command(command.name, tuple(args), command.map_name), True
 
 
-def fit_line(command: Command, limit: int) -> tuple[bytes, bool]:
+def fit_line(command: Command, limit: int, line: bytes | None = None) -> tuple[bytes, bool]:
     """The command's line (with its LF), shortened by ``fit`` when it is longer than ``limit``.
 
     Returns the line and whether it was shortened; a line that is still too long (an
     AddScanResult whose id lists alone are too long, or another command) is the caller's to refuse.
+    ``line`` is the command's encoded line when the caller has it already (a line this tool wrote,
+    read back from its spool), so that it is not encoded again only to be measured.
     """
-    line = encode_line(command)
+    if line is None:
+        line = encode_line(command)
     if len(line) <= limit or command.name != "AddScanResult":
         return line, False
     fitted, _ = fit(command, limit, size=len(line))
