@@ -9,6 +9,7 @@ restart "from inception" (the original tool's bug). Events are parsed once, here
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import httpx
 
 from .. import __version__
 from ..errors import CensysAuthError, CensysError
+from ..httpbody import read_capped, too_large
 from ..logsetup import add_secret, get_logger, mask_url
 from ..retry import Retry, RetryExhausted, Rule
 from .events import LogbookEvent, problem
@@ -106,7 +108,8 @@ class CensysClient:
         retry = self.retry
         while True:
             try:
-                response = self._http.request(method, path, **kw)
+                with self._http.stream(method, path, **kw) as response:
+                    raw = read_capped(response)
             except httpx.TimeoutException as exc:
                 failure: Exception = exc
                 error = CensysError(f"Censys at {mask_url(self.url)} did not answer {what} in time", "run again later")
@@ -117,7 +120,10 @@ class CensysClient:
                                     "check asm_api_url and the network")
                 rule = retry.match(exc=exc)
             else:
-                body = _json(response)
+                if raw is None:
+                    raise CensysError(f"Censys sent {too_large()} for {what}, which no logbook answer needs; "
+                                      "nothing of it was used", MALFORMED_HINT, status=response.status_code)
+                body = _json(raw)
                 status = response.status_code
                 code = _code(body.get("errorCode")) if isinstance(body, dict) else None
                 message = _message(body.get("error") or body.get("message")) if isinstance(body, dict) else ""
@@ -161,10 +167,10 @@ class CensysClient:
             retry.sleep()
 
 
-def _json(response: httpx.Response):
+def _json(raw: bytes):
     """The body as JSON; None when it is not JSON or nested too deeply for the parser (hostile)."""
     try:
-        return response.json()
+        return json.loads(raw)
     except (ValueError, RecursionError):
         return None
 

@@ -24,6 +24,7 @@ import httpx
 from .. import __version__
 from ..diskfull import writing
 from ..errors import Interrupted, QualysAuthError, QualysError
+from ..httpbody import read_capped, too_large
 from ..logsetup import add_secret, get_logger, mask_url
 from ..progress import NO_PROGRESS, Progress
 from ..retry import Retry, RetryExhausted, Rule
@@ -104,12 +105,16 @@ class QualysTransport:
         while True:
             try:
                 if stream_to is None:
-                    response = self._http.post(path, data=data)
-                    body = response.content
+                    with self._http.stream("POST", path, data=data) as response:
+                        body = read_capped(response)
                 else:
                     body, response = self._stream(path, data, stream_to, what)
             except httpx.HTTPError as exc:
                 raise self._translate(exc, what) from None
+            if body is None:
+                raise QualysError(f"Qualys sent {too_large()} for {what}, which no such answer needs; nothing of "
+                                  "it was used", "check url (it must be the Qualys API server itself) and any proxy; "
+                                  "run again later", status=response.status_code)
             self.limits = self._limits_by_path[path] = parse_limits(response.headers)
             if self.limits.remaining is not None and self.limits.remaining <= 10:
                 log.warning("only %d Qualys API calls left in this window", self.limits.remaining)
@@ -220,7 +225,7 @@ class QualysTransport:
         deadline = self.retry.deadline
         with self._http.stream("POST", path, data=data) as response:
             if response.status_code != 200:
-                return response.read(), response
+                return read_capped(response), response
             self.live.phase("downloading", total=as_int(response.headers.get("content-length")) or None)
             # the report: vulnerability data, 0600 whatever the umask; a full disk is DiskFull
             with writing("the downloaded report", dest), create_private(dest) as out:
