@@ -216,6 +216,19 @@ def test_added_counts_each_ip_once_however_many_batches_add_it(tmp_path, qualys)
     assert "batches=3 added=3 " in result.stderr.splitlines()[-1]
 
 
+def test_excluded_counts_each_ip_once_however_many_batches_exclude_it(tmp_path, qualys):
+    with CensysEmulator(api_key=KEY, page_size=3) as censys:
+        censys.append([host("203.0.113.1", "DISASSOCIATE"), host("203.0.113.2", "DISASSOCIATE"),
+                       host("203.0.113.1", "DISASSOCIATE"), host("203.0.113.2", "DISASSOCIATE"),
+                       host("203.0.113.1", "DISASSOCIATE"), host("203.0.113.3", "DISASSOCIATE")])
+        result = once(write_settings(tmp_path, censys.url, qualys.url, batchSize=2))
+    assert result.returncode == 0, result.stderr
+    excludes = [p for path, a, p in qualys.state.request_log if a == "add" and "excluded_ip" in path]
+    assert len(excludes) == 3                        # each batch sent its exclusions, as before
+    assert " excluded=3 " in result.stderr.splitlines()[-1]
+    assert qualys.state.excluded_ips >= {"203.0.113.1", "203.0.113.2", "203.0.113.3"}
+
+
 def test_the_emulator_command_offers_the_hostile_modes():
     import subprocess
     import sys

@@ -44,6 +44,7 @@ class CycleResult:
     next_id: int | None = None
     trial_capped: bool = False
     added_ips: set[int] = field(default_factory=set, repr=False)   # distinct IPv4s behind ``added``
+    excluded_ips: set[int] = field(default_factory=set, repr=False)   # and behind ``excluded``
 
 
 def batches(censys, start_id: int, size: int, max_pages: int = DEFAULT_MAX_PAGES, live: Progress = NO_PROGRESS):
@@ -139,7 +140,8 @@ def run_cycle(settings, censys, qualys, position: Position, *, reset: bool = Fal
             ids = sorted(decision.exclude.values())
             qualys.add_excluded_ips(ips, f"{TOOL}: disassociated in Censys ASM (logbook "
                                     f"events {ids[0]}-{ids[-1]})", expiry_days=settings.exclude_expiry_days)
-            result.excluded += len(ips)
+            result.excluded_ips.update(int(ip) for ip in ips)
+            result.excluded = len(result.excluded_ips)    # an IP excluded by two batches counts once
             if excluded is not None:
                 excluded.add(ips)
             log.info("excluded %d IPs from scanning (%s)", len(ips), _sample(ips))
