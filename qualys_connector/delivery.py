@@ -182,10 +182,15 @@ def send_file(path: str, client: HostInputClient, *, shorten: bool,
                 raise Interrupted(f"stopped on request; {stats.messages_acked} of {stats.messages_total} DATA "
                                   "messages were acknowledged before that",
                                   "run again to deliver everything: ScanFlush replaces what arrived")
-            lines = []
-            reply = client.send_data(payload, meanwhile=lambda: (lines.append(payload.count(b"\n")), prepare_next()))
+            counted: list[int] = []
+
+            def meanwhile() -> None:        # while the FMC works on this message
+                counted.append(payload.count(b"\n"))
+                prepare_next()
+
+            reply = client.send_data(payload, meanwhile=meanwhile)
             stats.messages_acked += 1
-            stats.lines_acked += lines[0]
+            stats.lines_acked += counted[0]
             live.update(messages=stats.messages_acked, lines=stats.lines_acked)
             if not reply.ok:
                 stats.replies_with_errors += 1
