@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, QC_PKCS12_PASSWORD="bench")
     work = tempfile.mkdtemp(prefix="qc-bench-")
     env["QC_LOCK_DIR"] = os.path.join(work, "locks")
+    env["QC_STATE_DIR"] = os.path.join(work, "state")   # no delivery record of the user's is read or written
     rows = []
     sink = None
     try:
