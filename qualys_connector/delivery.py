@@ -39,9 +39,10 @@ class DeliveryStats:
     errors_sample: list[str] = field(default_factory=list)
 
 
-def _blocks(path: str):
+def _blocks(path: str, size: int = BLOCK):
+    """The file's blocks of whole lines; the file is closed when the generator is."""
     with open(path, "rb") as fh:
-        yield from line_blocks(fh, BLOCK)
+        yield from line_blocks(fh, size)
 
 
 def plan(path: str, max_size: int, *, shorten: bool, stats: DeliveryStats) -> str:
@@ -131,9 +132,8 @@ def _copy_head(path: str, size: int, out) -> None:
 def _payloads(path: str, max_size: int) -> Iterator[bytes]:
     """The DATA payloads of ``path``, read about one message at a time (see _send_ahead)."""
     batcher = Batcher(max_size)
-    with open(path, "rb") as fh:
-        for block in line_blocks(fh, max_size):
-            yield from batcher.add_block(block)
+    for block in _blocks(path, max_size):
+        yield from batcher.add_block(block)
     yield from batcher.finish()
 
 
