@@ -76,20 +76,25 @@ def detection_page(model: DetectionModel, params: dict, base_url: str, cap: int,
         except ValueError as exc:
             raise ParamError(f"parameter ips has invalid value: {exc}") from None
     hosts, next_id = model.select(id_min=id_min, ips=ips, after=after, statuses=statuses, limit=limit)
-    parts = ['<?xml version="1.0" encoding="UTF-8" ?>\n', _DETECTION_DOCTYPE, "\n<HOST_LIST_VM_DETECTION_OUTPUT>\n",
-             f"  <RESPONSE>\n    <DATETIME>{model.stamp()}</DATETIME>\n"]
-    if hosts:
-        parts.append("    <HOST_LIST>\n")
-        parts.extend(_host_xml(h, show_results) for h in hosts)
-        parts.append("    </HOST_LIST>\n")
+    warning = ""
     if next_id is not None:
         query = {k: v for k, v in params.items() if k not in ("id_min", "ips")}
         query["truncation_limit"] = str(limit)
         query["id_min"] = str(next_id)
         url = f"{base_url}{DETECTION_PATH}?{urlencode(query)}"
-        parts.append(f"    <WARNING>\n      <CODE>1980</CODE>\n      <TEXT>{limit} record limit exceeded. Use URL "
-                     f"to get next batch of results.</TEXT>\n      <URL>{_cdata(url)}</URL>\n    </WARNING>\n")
-    parts.append("  </RESPONSE>\n</HOST_LIST_VM_DETECTION_OUTPUT>\n")
+        warning = (f"    <WARNING>\n      <CODE>1980</CODE>\n      <TEXT>{limit} record limit exceeded. Use URL "
+                   f"to get next batch of results.</TEXT>\n      <URL>{_cdata(url)}</URL>\n    </WARNING>\n")
+    return _answer(_DETECTION_DOCTYPE, "HOST_LIST_VM_DETECTION_OUTPUT", model.stamp(), "HOST_LIST",
+                   [_host_xml(h, show_results) for h in hosts], warning)
+
+
+def _answer(doctype: str, root: str, stamp: str, list_tag: str, items: list[str], after: str = "") -> bytes:
+    """The envelope both list calls share: DOCTYPE, RESPONSE/DATETIME, the list when not empty, then ``after``."""
+    parts = ['<?xml version="1.0" encoding="UTF-8" ?>\n', doctype, f"\n<{root}>\n",
+             f"  <RESPONSE>\n    <DATETIME>{stamp}</DATETIME>\n"]
+    if items:
+        parts += [f"    <{list_tag}>\n", *items, f"    </{list_tag}>\n"]
+    parts += [after, f"  </RESPONSE>\n</{root}>\n"]
     return "".join(parts).encode()
 
 
@@ -136,14 +141,8 @@ def kb_list(model: DetectionModel, params: dict) -> bytes:
     after = _datetime(params, "last_modified_after")
     brief = params.get("details", "Basic") != "All"    # [unsure] Basic leaves out DIAGNOSIS and the lists
     vulns = model.vulns(qids, after)
-    parts = ['<?xml version="1.0" encoding="UTF-8" ?>\n', _KB_DOCTYPE, "\n<KNOWLEDGE_BASE_VULN_LIST_OUTPUT>\n",
-             f"  <RESPONSE>\n    <DATETIME>{model.stamp()}</DATETIME>\n"]
-    if vulns:
-        parts.append("    <VULN_LIST>\n")
-        parts.extend(_vuln_xml(v, brief) for v in vulns)
-        parts.append("    </VULN_LIST>\n")
-    parts.append("  </RESPONSE>\n</KNOWLEDGE_BASE_VULN_LIST_OUTPUT>\n")
-    return "".join(parts).encode()
+    return _answer(_KB_DOCTYPE, "KNOWLEDGE_BASE_VULN_LIST_OUTPUT", model.stamp(), "VULN_LIST",
+                   [_vuln_xml(v, brief) for v in vulns])
 
 
 def _vuln_xml(v: Vuln, brief: bool) -> str:
